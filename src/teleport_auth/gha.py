@@ -1,0 +1,118 @@
+"""GitHub Actions workflow commands and file commands.
+
+A thin layer over actions-toolkit's ``command`` and ``file_command`` modules.
+We deliberately avoid ``actions_toolkit.core``: it imports ``requests`` (for
+OIDC) at import time, which would put the HTTP stack on the start-up path of
+every run, telemetry or not.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
+from actions_toolkit.command import issue_command
+from actions_toolkit.file_command import prepare_key_value_message
+
+
+class ActionFailure(Exception):
+    """A failure the user must act on: reported as one ``::error::``, never a traceback."""
+
+    def __init__(self, message: str, *, exit_code: int = 1, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.exit_code = exit_code
+        # Longer explanation for the job summary (Markdown); optional.
+        self.hint = hint
+
+
+def _command(name: str, message: str, properties: Mapping[str, str] | None = None) -> None:
+    issue_command(name, dict(properties or {}), message)
+    sys.stdout.flush()
+
+
+def info(message: str) -> None:
+    sys.stdout.write(message + "\n")
+    sys.stdout.flush()
+
+
+def debug(message: str) -> None:
+    _command("debug", message)
+
+
+def notice(message: str) -> None:
+    _command("notice", message)
+
+
+def warning(message: str, title: str = "") -> None:
+    _command("warning", message, {"title": title} if title else None)
+
+
+def error(message: str, title: str = "") -> None:
+    _command("error", message, {"title": title} if title else None)
+
+
+def add_mask(value: str) -> None:
+    """Register a secret with the runner so it is replaced by *** in all later output."""
+    # The runner masks line by line: register each line of a multi-line value.
+    for line in value.splitlines() or [value]:
+        if line.strip():
+            _command("add-mask", line)
+
+
+def is_debug(env: Mapping[str, str] | None = None) -> bool:
+    return (env if env is not None else os.environ).get("RUNNER_DEBUG") == "1"
+
+
+@contextmanager
+def group(title: str) -> Iterator[None]:
+    _command("group", title)
+    try:
+        yield
+    finally:
+        _command("endgroup", "")
+
+
+def _append_file_command(variable: str, key: str, value: str) -> None:
+    path = os.environ.get(variable)
+    if not path:
+        raise ActionFailure(
+            f"{variable} is not set: this step must run inside a GitHub Actions job (or act)"
+        )
+    with open(path, "a", encoding="utf-8", newline="") as f:
+        f.write(prepare_key_value_message(key, value) + os.linesep)
+
+
+def set_output(name: str, value: str) -> None:
+    _append_file_command("GITHUB_OUTPUT", name, value)
+
+
+def export_variable(name: str, value: str) -> None:
+    """Make ``name=value`` visible to the later steps of the job."""
+    _append_file_command("GITHUB_ENV", name, value)
+    os.environ[name] = value
+
+
+def append_summary(markdown: str) -> None:
+    """Add Markdown to the job summary; silently skipped where there is none."""
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not path:
+        return
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(markdown.rstrip("\n") + "\n\n")
+    except OSError as exc:
+        # The summary is a courtesy; it must never fail the authentication.
+        debug(f"could not write the job summary: {exc}")
+
+
+def die(failure: ActionFailure) -> int:
+    """The one failure path: one ``::error::``, a summary section, the exit code."""
+    error(failure.message)
+    summary = f"### Teleport auth failed\n\n{failure.message}"
+    if failure.hint:
+        summary += f"\n\n{failure.hint}"
+    append_summary(summary)
+    return failure.exit_code
