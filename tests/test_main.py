@@ -1,0 +1,309 @@
+"""The whole step in-process with the tbot stand-in: outputs, env, summary and every error path."""
+
+from __future__ import annotations
+
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO, Job
+
+from teleport_auth.main import main
+
+IDENTITY_FILES = {
+    "identity",
+    "key",
+    "key.pub",
+    "key-cert.pub",
+    "tlscert",
+    "teleport-host-ca.crt",
+    "teleport-user-ca.crt",
+    "teleport-database-ca.crt",
+    "known_hosts",
+    "ssh_config",
+}
+
+
+def run_step(capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    code = main([])
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def errors(log: str) -> list[str]:
+    return [line for line in log.splitlines() if line.startswith("::error")]
+
+
+def test_success_outputs_env_summary_and_modes(
+    job: Job, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, log = run_step(capsys)
+    assert code == 0, log
+    destination = Path(job.outputs["destination-dir"])
+    assert job.outputs == {
+        "identity-file": str(destination / "identity"),
+        "ssh-config": str(destination / "ssh_config"),
+        "destination-dir": str(destination),
+    }
+    assert destination.parent == Path(job.env["RUNNER_TEMP"])
+    assert job.exported == {
+        "TELEPORT_PROXY": "tele.example.com:443",
+        "TELEPORT_AUTH_SERVER": "tele.example.com:443",
+        "TELEPORT_IDENTITY_FILE": str(destination / "identity"),
+    }
+    assert stat.S_IMODE(destination.stat().st_mode) == 0o700
+    assert {p.name for p in destination.iterdir()} == IDENTITY_FILES
+    for path in destination.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    # The config dir (it held the token) is gone; only the identity dir remains.
+    assert job.runner_temp_entries() == [destination]
+    assert "### Teleport auth" in job.summary
+    assert "| tbot | 16.4.2 |" in job.summary
+    assert "| Anonymous telemetry | off |" in job.summary
+    assert not errors(log)
+
+
+def test_masks_come_first_and_token_never_printed(
+    job: Job, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job.env["RUNNER_DEBUG"] = "1"
+    code, log = run_step(capsys)
+    assert code == 0, log
+    lines = log.splitlines()
+    assert lines[0] == "::add-mask::gha-bot-token"
+    assert lines[1] == "::add-mask::tele.example.com:443"
+    rest = "\n".join(lines[2:])
+    assert "gha-bot-token" not in rest
+    # The debug log shows the config with the token redacted.
+    assert "::debug::    token: <redacted>" in rest or "token: <redacted>" in rest
+    assert job.records[-1]["argv"][-1] == "--debug"
+
+
+def test_tbot_invocation_and_environment(job: Job, capsys: pytest.CaptureFixture[str]) -> None:
+    # Left over from an earlier auth step: would clash with the config in tbot.
+    job.env["TELEPORT_PROXY"] = "old.example.com:443"
+    job.env["TELEPORT_AUTH_SERVER"] = "old.example.com:443"
+    code, log = run_step(capsys)
+    assert code == 0, log
+    version_call, start_call = job.records
+    assert version_call["argv"][-1] == "version"
+    assert start_call["argv"][-3:-1] == ["start", "-c"]
+    assert start_call["argv"][-1].endswith("/bot-config.yaml")
+    seen = start_call["env"]
+    assert seen["TELEPORT_PROXY"] is None
+    assert seen["TELEPORT_AUTH_SERVER"] is None
+    assert seen["TELEPORT_ANONYMOUS_TELEMETRY"] == "0"
+    assert seen["_TBOT_TELEMETRY_HELPER"] == "gha:teleport-actions/auth"
+    assert seen["_TBOT_TELEMETRY_HELPER_VERSION"] == "1.0.0"
+    assert not [key for key in start_call["env_keys"] if key.startswith("INPUT_")]
+    # tbot's output is inside a group, with workflow commands stopped around it.
+    assert "::group::tbot start" in log
+    assert "::stop-commands::" in log
+
+
+def test_disable_env_vars(job: Job, capsys: pytest.CaptureFixture[str]) -> None:
+    job.env["INPUT_DISABLE_ENV_VARS"] = "true"
+    code, log = run_step(capsys)
+    assert code == 0, log
+    assert job.exported == {}
+    assert set(job.outputs) == {"identity-file", "ssh-config", "destination-dir"}
+
+
+def test_optional_inputs_reach_the_config(job: Job, capsys: pytest.CaptureFixture[str]) -> None:
+    pin = "sha256:" + "12" * 32
+    job.env |= {
+        "STANDIN_TBOT_VERSION": "17.2.8",
+        "INPUT_ALLOW_REISSUE": "true",
+        "INPUT_CERTIFICATE_TTL": "30m",
+        "INPUT_CA_PINS": pin,
+    }
+    code, log = run_step(capsys)
+    assert code == 0, log
+    config = job.records[-1]["config"]
+    assert config["certificate_ttl"] == "30m"
+    assert config["onboarding"]["ca_pins"] == [pin]
+    assert config["outputs"][0]["allow_reissue"] is True
+
+
+BAD_INPUTS = [
+    ("proxy-missing", {"INPUT_PROXY": ""}, "Input 'proxy' is required"),
+    ("proxy-scheme", {"INPUT_PROXY": "https://tele.example.com"}, "Input 'proxy' must be"),
+    ("token-missing", {"INPUT_TOKEN": ""}, "Input 'token' is required"),
+    ("ttl", {"INPUT_CERTIFICATE_TTL": "forever"}, "Input 'certificate-ttl'"),
+    ("pins", {"INPUT_CA_PINS": "sha256:nope"}, "Input 'ca-pins' line 1"),
+    ("reissue", {"INPUT_ALLOW_REISSUE": "yes"}, "Input 'allow-reissue' must be a boolean"),
+    ("env-vars", {"INPUT_DISABLE_ENV_VARS": "1"}, "Input 'disable-env-vars' must be a boolean"),
+]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [case[1:] for case in BAD_INPUTS],
+    ids=[case[0] for case in BAD_INPUTS],
+)
+def test_bad_input_fails_before_tbot(
+    job: Job, capsys: pytest.CaptureFixture[str], overrides: dict[str, str], message: str
+) -> None:
+    job.env |= overrides
+    code, log = run_step(capsys)
+    assert code == 1
+    [error] = errors(log)
+    assert message in error
+    assert "Traceback" not in log
+    assert job.records == []  # tbot never ran, not even `tbot version`
+    assert job.outputs == {}
+    assert job.runner_temp_entries() == []
+    assert "Teleport auth failed" in job.summary
+
+
+def test_bad_telemetry_input_only_warns(job: Job, capsys: pytest.CaptureFixture[str]) -> None:
+    job.env["INPUT_ANONYMOUS_TELEMETRY"] = "maybe"
+    code, log = run_step(capsys)
+    assert code == 0, log
+    assert any(
+        line.startswith("::warning") and "'anonymous-telemetry'" in line
+        for line in log.splitlines()
+    )
+    assert "Anonymous telemetry is not enabled." in log
+
+
+def test_tbot_missing(job: Job, capsys: pytest.CaptureFixture[str]) -> None:
+    job.env["PATH"] = str(job.root / "empty-bin")
+    code, log = run_step(capsys)
+    assert code == 1
+    [error] = errors(log)
+    assert "tbot was not found on PATH" in error
+    assert "teleport-actions/setup" in error
+    assert job.outputs == {}
+
+
+TBOT_VERSION_ERRORS = [
+    ("too-old", {"STANDIN_TBOT_VERSION": "13.4.5"}, "tbot 13.4.5 is too old"),
+    (
+        "reissue-too-old",
+        {"STANDIN_TBOT_VERSION": "17.2.7", "INPUT_ALLOW_REISSUE": "true"},
+        "Input 'allow-reissue' needs tbot 17.2.8 or newer",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [case[1:] for case in TBOT_VERSION_ERRORS],
+    ids=[case[0] for case in TBOT_VERSION_ERRORS],
+)
+def test_tbot_version_gates(
+    job: Job, capsys: pytest.CaptureFixture[str], overrides: dict[str, str], message: str
+) -> None:
+    job.env |= overrides
+    code, log = run_step(capsys)
+    assert code == 1
+    [error] = errors(log)
+    assert message in error
+    assert not job.started_tbot
+
+
+def test_enterprise_version_is_logged(job: Job, capsys: pytest.CaptureFixture[str]) -> None:
+    job.env["STANDIN_TBOT_EDITION"] = "enterprise"
+    code, log = run_step(capsys)
+    assert code == 0, log
+    assert "Using tbot 16.4.2 (Enterprise)" in log
+
+
+def test_unreadable_version(job: Job, capsys: pytest.CaptureFixture[str]) -> None:
+    fake = job.root / "bin" / "tbot"
+    fake.write_text("#!/bin/sh\necho 'something else'\n")
+    code, log = run_step(capsys)
+    assert code == 1
+    [error] = errors(log)
+    assert "Could not read the version of tbot" in error
+
+
+def test_tbot_failure_is_reported_with_its_exit_code(
+    job: Job, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job.env |= {
+        "STANDIN_TBOT_FAIL": "joining the cluster: access denied",
+        "STANDIN_TBOT_EXIT_CODE": "3",
+    }
+    code, log = run_step(capsys)
+    assert code == 3
+    [error] = errors(log)
+    assert error == "::error::tbot failed with exit code 3: joining the cluster: access denied"
+    assert job.outputs == {}
+    assert job.exported == {}
+    assert "Teleport auth failed" in job.summary
+
+
+def test_missing_id_token_permission(job: Job, capsys: pytest.CaptureFixture[str]) -> None:
+    del job.env["ACTIONS_ID_TOKEN_REQUEST_URL"]
+    code, log = run_step(capsys)
+    assert code == 1
+    [error] = errors(log)
+    assert "ACTIONS_ID_TOKEN_REQUEST_URL environment variable missing" in error
+    assert "id-token: write" in job.summary
+
+
+def test_unexpected_environment_fault_is_one_error(
+    job: Job, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job.env["RUNNER_TEMP"] = str(job.root / "does-not-exist")
+    code, log = run_step(capsys)
+    assert code == 1
+    [error] = errors(log)
+    assert "FileNotFoundError" in error
+    assert "Traceback" not in "\n".join(
+        line for line in log.splitlines() if "::debug::" not in line
+    )
+
+
+HEAVY = (
+    "google.protobuf",
+    "requests",
+    "urllib3",
+    "teleport_auth.telemetry.",
+    "teleport_auth._proto",
+)
+PROBE = """
+import sys
+from teleport_auth.main import main
+code = main([])
+heavy = sorted(m for m in sys.modules if m.startswith(HEAVY))
+print("LOADED", heavy)
+sys.exit(code)
+"""
+
+
+def test_opted_out_run_imports_no_telemetry_stack(job: Job) -> None:
+    # A whole opted-out step in a fresh interpreter: what it imported, measured.
+    job.env["PYTHONPATH"] = f"{REPO / '_vendor'}:{REPO / 'src'}"
+    job.env["INPUT_ANONYMOUS_TELEMETRY"] = "false"
+    done = subprocess.run(
+        [sys.executable, "-c", f"HEAVY = {HEAVY!r}\n{PROBE}"],
+        env=job.env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "LOADED []" in done.stdout.splitlines()
+
+
+def test_opted_in_run_does_load_it(job: Job) -> None:
+    # The control for the test above: the probe does see the stack when it is used.
+    job.env["PYTHONPATH"] = f"{REPO / '_vendor'}:{REPO / 'src'}"
+    job.env["INPUT_ANONYMOUS_TELEMETRY"] = "true"
+    job.env["TELEPORT_ANONYMOUS_TELEMETRY_ADDRESS"] = "http://127.0.0.1:9"  # refused: fine
+    done = subprocess.run(
+        [sys.executable, "-c", f"HEAVY = {HEAVY!r}\n{PROBE}"],
+        env=job.env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    loaded = next(line for line in done.stdout.splitlines() if line.startswith("LOADED"))
+    assert "google.protobuf" in loaded
+    assert "requests" in loaded

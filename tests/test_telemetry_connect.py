@@ -1,0 +1,344 @@
+"""The Connect unary client against a misbehaving local endpoint (127.0.0.1 only)."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from fault_server import FaultServer, clear_proxy_environment, held_refused_port
+from teleport_auth import __version__
+from teleport_auth._proto.prehog.v1alpha import tbot_pb2
+from teleport_auth.telemetry import METHOD_PATH
+from teleport_auth.telemetry.connect import (
+    MAX_RESPONSE_BYTES,
+    CallResult,
+    call_unary,
+    user_agent,
+)
+from teleport_auth.telemetry.event import build_event
+
+pytestmark = pytest.mark.allow_hosts(["127.0.0.1"])
+
+# Short, so hanging modes finish fast; long enough for a loaded CI machine.
+TIMEOUT = 0.5
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    clear_proxy_environment(monkeypatch)
+
+
+@pytest.fixture
+def session() -> Iterator[requests.Session]:
+    with requests.Session() as s:
+        yield s
+
+
+def _request() -> tbot_pb2.SubmitTbotEventRequest:
+    return build_event(
+        tbot_version="16.4.2",
+        config={
+            "oneshot": True,
+            "onboarding": {"join_method": "github"},
+            "outputs": [{"type": "identity"}],
+        },
+        env={},
+        distinct_id="00000000-0000-4000-8000-000000000000",
+        now=datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc),
+    )
+
+
+BODY = _request().SerializeToString()
+
+
+def _call(session: requests.Session, url: str, timeout: float = TIMEOUT) -> CallResult:
+    return call_unary(session, url, BODY, timeout=timeout, user_agent=user_agent())
+
+
+# (ok, code, sent, retryable, http_status) for each fault.
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [
+        pytest.param("ok", (True, "", True, False, 200), id="ok"),
+        pytest.param("hang", (False, "deadline_exceeded", True, False, None), id="hang"),
+        pytest.param(
+            "hang_accept", (False, "deadline_exceeded", True, False, None), id="hang_accept"
+        ),
+        # A reset after the request went out may follow a delivered event: no retry.
+        pytest.param("reset", (False, "unavailable", True, False, None), id="reset"),
+        pytest.param("http500", (False, "unknown", True, False, 500), id="http500"),
+        pytest.param("unavailable", (False, "unavailable", True, True, 503), id="unavailable"),
+        pytest.param("garbage", (False, "internal", True, False, 200), id="garbage"),
+        pytest.param("wrong_type", (False, "internal", True, False, 200), id="wrong_type"),
+        pytest.param("flaky", (False, "unavailable", True, True, 503), id="flaky-first-call"),
+        pytest.param("redirect", (False, "unknown", True, False, 302), id="redirect"),
+    ],
+)
+def test_fault_modes(
+    session: requests.Session, mode: str, expected: tuple[bool, str, bool, bool, int | None]
+) -> None:
+    with FaultServer(mode) as server:
+        result = _call(session, server.url)
+        # The server records a request before answering it, so this is settled:
+        # exactly one request arrived (no hidden retry, no redirect followed).
+        assert len(server.requests) == (0 if mode == "hang_accept" else 1)
+
+    assert (result.ok, result.code, result.sent, result.retryable, result.http_status) == expected
+    assert result.ok or result.message
+    assert "\n" not in result.message
+    assert len(result.message) <= 200
+
+
+def test_messages(session: requests.Session) -> None:
+    with FaultServer("unavailable") as server:
+        assert _call(session, server.url).message == (
+            "HTTP 503 Service Unavailable: reporting service is overloaded"
+        )
+    with FaultServer("redirect") as server:
+        assert "redirect" in _call(session, server.url).message
+    with FaultServer("wrong_type") as server:
+        assert "text/html" in _call(session, server.url).message
+    with FaultServer("hang") as server:
+        assert _call(session, server.url).message == f"no response within {TIMEOUT:g} s"
+
+
+def test_request_headers_are_exactly_the_protocol_ones(session: requests.Session) -> None:
+    with FaultServer("ok") as server:
+        assert _call(session, server.url).ok
+        (received,) = server.requests
+
+    assert received.method == "POST"
+    assert received.path == METHOD_PATH
+    assert received.headers == {
+        "Host": f"127.0.0.1:{server.port}",
+        "Content-Type": "application/proto",
+        "Connect-Protocol-Version": "1",
+        "Connect-Timeout-Ms": "500",
+        "User-Agent": f"teleport-actions-auth/{__version__}",
+        "Accept-Encoding": "identity",
+        "Content-Length": str(len(BODY)),
+    }
+    assert len(received.header_lines) == len(received.headers)  # no duplicates
+
+
+def test_body_is_the_serialized_request(session: requests.Session) -> None:
+    with FaultServer("ok") as server:
+        assert _call(session, server.url).ok
+        (received,) = server.requests
+
+    assert received.body == BODY
+    assert tbot_pb2.SubmitTbotEventRequest.FromString(received.body) == _request()
+
+
+def test_session_and_machine_state_do_not_leak_into_the_request(
+    session: requests.Session, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A .netrc entry for the host would make a plain requests call send Basic auth.
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password CANARY-NETRC\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    session.headers["X-Canary"] = "CANARY-HEADER"
+    session.cookies.set("canary", "CANARY-COOKIE")
+    session.auth = ("someone", "CANARY-AUTH")
+
+    with FaultServer("ok") as server:
+        assert _call(session, server.url).ok
+        (received,) = server.requests
+
+    names = {name.lower() for name in received.headers}
+    assert not names & {"authorization", "cookie", "x-canary"}
+    assert not any("CANARY" in value for value in received.headers.values())
+
+
+@pytest.mark.parametrize(
+    ("timeout", "header"),
+    [pytest.param(5.0, "5000", id="5s"), pytest.param(0.0001, "1", id="never-zero")],
+)
+def test_connect_timeout_header(session: requests.Session, timeout: float, header: str) -> None:
+    with FaultServer("ok") as server:
+        _call(session, server.url, timeout=timeout)
+        (received,) = server.requests
+    assert received.header("connect-timeout-ms") == header
+
+
+def test_environment_proxy_is_used(
+    session: requests.Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HTTP(S)_PROXY is honoured, as on a runner behind a corporate proxy."""
+    with FaultServer("ok") as proxy, held_refused_port() as port:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        target = f"http://127.0.0.1:{port}"
+        assert _call(session, target).ok
+        (received,) = proxy.requests
+    # A forward proxy is sent the absolute URL of the real target.
+    assert received.path == target + METHOD_PATH
+
+
+# The response (status, content type, body) and the code and retryability it maps to.
+@pytest.mark.parametrize(
+    ("response", "code", "retryable"),
+    [
+        pytest.param((400, None, b""), "internal", False, id="400"),
+        pytest.param((401, None, b""), "unauthenticated", False, id="401"),
+        pytest.param((403, None, b""), "permission_denied", False, id="403"),
+        pytest.param((404, "text/plain", b"not found"), "unimplemented", False, id="404"),
+        pytest.param((429, None, b""), "unavailable", True, id="429"),
+        pytest.param(
+            (502, "text/html", b"<html>bad gateway</html>"), "unavailable", False, id="502"
+        ),
+        pytest.param((503, None, b""), "unavailable", True, id="503-no-body"),
+        # A gateway error may follow an upstream that took the event: no retry.
+        pytest.param((504, None, b""), "unavailable", False, id="504"),
+        pytest.param((418, None, b""), "unknown", False, id="418"),
+        pytest.param(
+            (400, "application/json", b'{"code": "invalid_argument", "message": "bad event"}'),
+            "invalid_argument",
+            False,
+            id="json-code-wins",
+        ),
+        pytest.param(
+            (500, "application/json", b'{"code": "unavailable"}'),
+            "unavailable",
+            True,
+            id="json-unavailable",
+        ),
+        pytest.param(
+            (429, "application/json", b'{"code": "not-a-code"}'),
+            "unavailable",
+            True,
+            id="json-bogus-code",
+        ),
+        pytest.param(
+            (503, "application/json", b"[1, 2]"), "unavailable", True, id="json-not-object"
+        ),
+        pytest.param(
+            (200, "application/proto", b"x" * (MAX_RESPONSE_BYTES + 1)),
+            "internal",
+            False,
+            id="too-large",
+        ),
+        pytest.param((200, None, b""), "internal", False, id="200-no-content-type"),
+        pytest.param((200, "application/json", b"{}"), "internal", False, id="200-json-not-proto"),
+    ],
+)
+def test_status_mapping(
+    session: requests.Session, response: tuple[int, str | None, bytes], code: str, retryable: bool
+) -> None:
+    status, content_type, body = response
+    with FaultServer("respond", status=status, content_type=content_type, body=body) as server:
+        result = _call(session, server.url)
+    assert (result.ok, result.code, result.sent, result.retryable, result.http_status) == (
+        False,
+        code,
+        True,
+        retryable,
+        status,
+    )
+
+
+def test_success_tolerates_content_type_parameters(session: requests.Session) -> None:
+    with FaultServer("respond", content_type="Application/Proto; charset=binary") as server:
+        assert _call(session, server.url).ok
+
+
+def test_compressed_response_is_refused(session: requests.Session) -> None:
+    with FaultServer("respond", headers={"Content-Encoding": "gzip"}, body=b"\x1f\x8b") as server:
+        result = _call(session, server.url)
+    assert (result.ok, result.code) == (False, "internal")
+    assert "encoding" in result.message
+
+
+def test_server_message_is_one_short_line(session: requests.Session) -> None:
+    hostile = {"code": "unavailable", "message": "line one\n::error::injected\r\n" + "x" * 500}
+    with FaultServer(
+        "respond", status=503, content_type="application/json", body=json.dumps(hostile).encode()
+    ) as server:
+        result = _call(session, server.url)
+    assert "\n" not in result.message
+    assert "\r" not in result.message
+    assert len(result.message) <= 200
+    assert result.message.startswith("HTTP 503 Service Unavailable: line one ::error::injected")
+
+
+def test_connection_refused_is_not_sent(session: requests.Session) -> None:
+    with held_refused_port() as port:
+        result = _call(session, f"http://127.0.0.1:{port}")
+    assert (result.ok, result.code, result.sent, result.retryable) == (
+        False,
+        "unavailable",
+        False,
+        True,
+    )
+    assert result.message == "connection refused"
+    assert str(port) not in result.message
+
+
+def test_tls_failure_is_not_sent(session: requests.Session) -> None:
+    """https:// to a plain-HTTP server: the handshake fails before any request."""
+    with FaultServer("ok") as server:
+        result = _call(session, server.url.replace("http://", "https://"))
+        assert server.requests == []
+        assert server.non_http == 1  # it saw a ClientHello, not a request
+
+    assert (result.ok, result.code, result.sent, result.retryable) == (
+        False,
+        "unavailable",
+        False,
+        True,
+    )
+    assert result.message.startswith("TLS handshake failed: ")
+
+
+def test_dns_failure_is_not_sent(
+    session: requests.Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_getaddrinfo = socket.getaddrinfo
+    looked_up: list[str] = []
+
+    def failing_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "telemetry.invalid":
+            looked_up.append(host)
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", failing_getaddrinfo)
+    result = _call(session, "https://telemetry.invalid")
+
+    assert looked_up == ["telemetry.invalid"]
+    assert (result.ok, result.code, result.sent, result.retryable, result.message) == (
+        False,
+        "unavailable",
+        False,
+        True,
+        "DNS lookup failed",
+    )
+
+
+def test_unexpected_exception_is_a_result_not_a_raise(
+    session: requests.Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken_send(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("boom\nwith a second line")
+
+    monkeypatch.setattr(session, "send", broken_send)
+    result = _call(session, "https://telemetry.example.com")
+    # Unknown failure: assume it may have gone out, so it is never repeated.
+    assert (result.ok, result.code, result.sent, result.retryable) == (
+        False,
+        "unknown",
+        True,
+        False,
+    )
+    assert result.message == "request failed (RuntimeError)"
+
+
+def test_user_agent() -> None:
+    assert user_agent() == f"teleport-actions-auth/{__version__}"
