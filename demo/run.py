@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,8 +29,18 @@ def start_collector(work: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
     events = work / "events.jsonl"
     env = dict(os.environ, PYTHONPATH=f"{REPO / '_vendor'}{os.pathsep}{REPO / 'src'}")
     process = subprocess.Popen(
-        [sys.executable, "-m", "teleport_auth.collector", "--port", "0"]
-        + ["--port-file", str(port_file), "--output", str(events), "--quiet"],
+        [
+            sys.executable,
+            "-m",
+            "teleport_auth.collector",
+            "--port",
+            "0",
+            "--port-file",
+            str(port_file),
+            "--output",
+            str(events),
+            "--quiet",
+        ],
         env=env,
     )
     deadline = time.monotonic() + 20
@@ -83,10 +94,9 @@ def main(argv: list[str]) -> int:
         print(json.dumps(json.loads(line), indent=2))
     if args.telemetry == "off" and not events:
         print("  (telemetry off: nothing was sent, as promised)")
-    print(f"Job {'succeeded' if run.succeeded else 'FAILED'}; action step took {run.step_seconds:.3f} s")
+    verdict = "succeeded" if run.succeeded else "FAILED"
+    print(f"Job {verdict}; the action's step took {run.step_seconds:.3f} s")
     if not args.keep:
-        import shutil
-
         shutil.rmtree(work, ignore_errors=True)
     expected_events = 1 if args.telemetry == "on" else 0
     return 0 if run.succeeded and len(events) == expected_events else 1

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+
 from standin.install import install_standin
 
 REPO = Path(__file__).resolve().parent.parent
@@ -71,7 +71,7 @@ class Job:
 
 
 @pytest.fixture
-def job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Job]:
+def job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Job:
     """A job with the stand-in tbot on PATH; ``os.environ`` is replaced for the test."""
     bin_dir = tmp_path / "bin"
     install_standin(bin_dir)
@@ -96,4 +96,4 @@ def job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Job]:
         **files,
     }
     monkeypatch.setattr(os, "environ", env)
-    yield Job(env=env, root=tmp_path)
+    return Job(env=env, root=tmp_path)

@@ -1,4 +1,4 @@
-"""End to end: the real action.yml run by act on this host, with the tbot stand-in and a collector."""
+"""End to end: the real action.yml run by act on this host, with the stand-in and a collector."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from act_harness import REPO, ActRun, prepare_workspace, run_act
 from fault_server import FaultServer
 from standin.install import install_standin
-
 from teleport_auth import __version__
 
 pytestmark = pytest.mark.act
@@ -53,8 +53,19 @@ def collector(tmp_path: Path) -> Iterator[Collector]:
     events = tmp_path / "events.jsonl"
     env = dict(os.environ, PYTHONPATH=f"{REPO / '_vendor'}{os.pathsep}{REPO / 'src'}")
     process = subprocess.Popen(
-        [sys.executable, "-m", "teleport_auth.collector", "--host", "127.0.0.1", "--port", "0"]
-        + ["--port-file", str(port_file), "--output", str(events)],
+        [
+            sys.executable,
+            "-m",
+            "teleport_auth.collector",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--port-file",
+            str(port_file),
+            "--output",
+            str(events),
+        ],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

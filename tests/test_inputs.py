@@ -159,9 +159,24 @@ def test_go_duration_seconds(text: str, seconds: float) -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("1", True), ("t", True), ("T", True), ("TRUE", True), ("true", True), ("True", True)]
-    + [("0", False), ("f", False), ("F", False), ("FALSE", False), ("false", False)]
-    + [("False", False), ("yes", None), ("tRue", None), ("", None), (" 1", None)],
+    [
+        ("1", True),
+        ("t", True),
+        ("T", True),
+        ("TRUE", True),
+        ("true", True),
+        ("True", True),
+        ("0", False),
+        ("f", False),
+        ("F", False),
+        ("FALSE", False),
+        ("false", False),
+        ("False", False),
+        ("yes", None),
+        ("tRue", None),
+        ("", None),
+        (" 1", None),
+    ],
 )
 def test_go_parse_bool(text: str, expected: bool | None) -> None:
     assert go_parse_bool(text) is expected

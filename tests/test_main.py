@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, Job
 
+from conftest import REPO, Job
 from teleport_auth.main import main
 
 IDENTITY_FILES = {

@@ -12,6 +12,6 @@ if sys.version_info < (3, 10):  # noqa: UP036
     )
     raise SystemExit(1)
 
-from teleport_auth.main import main  # noqa: E402
+from teleport_auth.main import main
 
 raise SystemExit(main(sys.argv[1:]))

@@ -24,7 +24,11 @@ def build_config(inputs: Inputs, destination_dir: Path) -> dict[str, Any]:
     }
     output: dict[str, Any] = {
         "type": "identity",
-        "destination": {"type": "directory", "symlinks": "try-secure", "path": str(destination_dir)},
+        "destination": {
+            "type": "directory",
+            "symlinks": "try-secure",
+            "path": str(destination_dir),
+        },
         "roles": [],
     }
     if inputs.allow_reissue:

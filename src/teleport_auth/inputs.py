@@ -30,8 +30,8 @@ _BAD_CHARS = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
 _HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _CA_PIN = re.compile(r"^sha256:[0-9a-fA-F]{64}$")
 # Go's time.ParseDuration grammar: an optional sign, then number+unit pairs.
-_GO_DURATION = re.compile(r"^[-+]?(?:(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|μs|ms|s|m|h))+$")  # noqa: RUF001
-_GO_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")  # noqa: RUF001
+_GO_DURATION = re.compile(r"^[-+]?(?:(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|μs|ms|s|m|h))+$")
+_GO_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 
 _STRICT_TRUE = {"true", "True", "TRUE"}
 _STRICT_FALSE = {"false", "False", "FALSE"}
@@ -78,8 +78,7 @@ def validate_proxy(value: str) -> str:
         raise InputError(f"Input 'proxy' is required: the {expected}.")
     if _BAD_CHARS.search(proxy):
         raise InputError(
-            f"Input 'proxy' must not contain whitespace or control characters: "
-            f"give the {expected}."
+            f"Input 'proxy' must not contain whitespace or control characters: give the {expected}."
         )
     if "://" in proxy or any(c in proxy for c in "/?#@\\"):
         raise InputError(
@@ -138,7 +137,7 @@ def go_duration_seconds(text: str) -> float | None:
         return 0.0
     if not _GO_DURATION.match(text):
         return None
-    scale = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0}  # noqa: RUF001
+    scale = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0}
     scale |= {"m": 60.0, "h": 3600.0}
     total = sum(float(num) * scale[unit] for num, unit in _GO_DURATION_PART.findall(text))
     return -total if text.startswith("-") else total

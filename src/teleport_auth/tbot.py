@@ -21,8 +21,9 @@ MIN_VERSION = (14, 0, 0)
 ALLOW_REISSUE_MIN_VERSION = (17, 2, 8)
 
 _VERSION_LINE = re.compile(
-    r"^Teleport (?P<enterprise>Enterprise )?v(?P<version>(?P<major>\d+)\.(?P<minor>\d+)\.(?P<patch>\d+)"
-    r"(?:-(?P<pre>[0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?)(?:\s|$)"
+    r"^Teleport (?P<enterprise>Enterprise )?"
+    r"v(?P<major>\d+)\.(?P<minor>\d+)\.(?P<patch>\d+)"
+    r"(?:-(?P<pre>[0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?(?:\s|$)"
 )
 _ERROR_LINE = re.compile(r"^ERROR:\s*(?P<message>.*\S)")
 

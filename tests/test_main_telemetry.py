@@ -1,0 +1,240 @@
+"""Telemetry through the whole step: what is sent, what never is, that it never gets in the way."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import Job
+from fault_server import FaultServer
+from teleport_auth import __version__
+from teleport_auth._proto.prehog.v1alpha import tbot_pb2
+from teleport_auth.main import main
+
+pytestmark = pytest.mark.allow_hosts(["127.0.0.1"])
+
+
+def opt_in(job: Job, url: str) -> None:
+    job.env["INPUT_ANONYMOUS_TELEMETRY"] = "true"
+    job.env["TELEPORT_ANONYMOUS_TELEMETRY_ADDRESS"] = url
+
+
+def run_step(capsys: pytest.CaptureFixture[str]) -> tuple[int, str, float]:
+    started = time.monotonic()
+    code = main([])
+    elapsed = time.monotonic() - started
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err, elapsed
+
+
+def warnings(log: str) -> list[str]:
+    return [line for line in log.splitlines() if line.startswith("::warning")]
+
+
+def test_event_received_and_decoded(job: Job, capsys: pytest.CaptureFixture[str]) -> None:
+    with FaultServer("ok") as server:
+        opt_in(job, server.url)
+        code, log, _ = run_step(capsys)
+        server.wait_for_requests(1, timeout=5)
+    assert code == 0, log
+    [request] = server.requests
+    assert request.method == "POST"
+    assert request.path == "/prehog.v1alpha.TbotReportingService/SubmitTbotEvent"
+    assert request.header("Content-Type") == "application/proto"
+    assert request.header("Connect-Protocol-Version") == "1"
+    assert request.header("User-Agent") == f"teleport-actions-auth/{__version__}"
+    event = tbot_pb2.SubmitTbotEventRequest.FromString(request.body)
+    assert event.WhichOneof("event") == "start"
+    assert event.start.run_mode == tbot_pb2.TbotStartEvent.RUN_MODE_ONE_SHOT
+    assert event.start.version == "16.4.2"
+    assert event.start.join_type == "github"
+    assert event.start.helper == "gha:teleport-actions/auth"
+    assert event.start.helper_version == __version__
+    assert event.start.destinations_other == 1
+    assert event.start.destinations_database == 0
+    assert event.start.destinations_kubernetes == 0
+    assert event.start.destinations_application == 0
+    assert abs(event.timestamp.ToSeconds() - time.time()) < 60
+    # The log shows the exact event before tbot runs, and the summary the outcome.
+    assert "::group::Anonymous telemetry event" in log
+    assert log.index(event.distinct_id) < log.index("::group::tbot start")
+    assert "Anonymous telemetry is enabled." in log
+    assert "sent to `127.0.0.1:" in job.summary
+    assert f"::debug::Anonymous telemetry event {event.distinct_id} sent" in log
+    assert not warnings(log)
+
+
+CANARIES = {
+    "INPUT_PROXY": "canary-proxy-7f3a.example.com:443",
+    "INPUT_TOKEN": "canary-token-7f3a",
+    "INPUT_CERTIFICATE_TTL": "77m",
+    "INPUT_CA_PINS": "sha256:" + "7f3a" * 16,
+    "GITHUB_REPOSITORY": "canary-org-7f3a/canary-repo-7f3a",
+    "GITHUB_ACTOR": "canary-actor-7f3a",
+    "RUNNER_NAME": "canary-runner-7f3a",
+    "GITHUB_WORKFLOW": "canary-workflow-7f3a",
+}
+
+
+def test_canaries_never_leave(job: Job, capsys: pytest.CaptureFixture[str]) -> None:
+    job.env |= CANARIES
+    with FaultServer("ok") as server:
+        opt_in(job, server.url)
+        code, log, _ = run_step(capsys)
+        server.wait_for_requests(1, timeout=5)
+    assert code == 0, log
+    [request] = server.requests
+    head = "\n".join(f"{name}: {value}" for name, value in request.header_lines)
+    sent = request.body + b"\n" + request.path.encode() + b"\n" + head.encode()
+    needles = list(CANARIES.values())
+    needles += ["7f3a", "canary", socket.gethostname(), "77m", str(Path.home())]
+    for needle in needles:
+        assert needle.encode() not in sent, needle
+
+
+FAULTS = [
+    # (mode, what the warning names)
+    ("hang", "deadline_exceeded"),
+    ("hang_accept", "deadline_exceeded"),
+    ("reset", "unavailable"),
+    ("http500", "unknown"),
+    ("unavailable", "unavailable"),
+    ("garbage", "internal"),
+    ("wrong_type", "internal"),
+    ("redirect", "redirect"),
+]
+
+
+@pytest.mark.parametrize(("mode", "named"), FAULTS, ids=[f[0] for f in FAULTS])
+def test_faulty_endpoint_never_fails_the_job(
+    job: Job, capsys: pytest.CaptureFixture[str], mode: str, named: str
+) -> None:
+    with FaultServer(mode) as server:
+        opt_in(job, server.url)
+        code, log, elapsed = run_step(capsys)
+    assert code == 0, log
+    [warning] = warnings(log)
+    assert named in warning
+    assert "Authentication is not affected." in warning
+    assert "Traceback" not in log
+    assert set(job.outputs) == {"identity-file", "ssh-config", "destination-dir"}
+    assert "TELEPORT_IDENTITY_FILE" in job.exported
+    # Loose bound: tbot (~0.1 s here) + at most 1 s of grace + slack for a busy machine.
+    # The exact figure is held by benchmarks/step_time.py.
+    assert elapsed < 4.0, elapsed
+
+
+def test_refused_connection_and_one_retry(job: Job, capsys: pytest.CaptureFixture[str]) -> None:
+    from fault_server import held_refused_port
+
+    with held_refused_port() as port:
+        opt_in(job, f"http://127.0.0.1:{port}")
+        code, log, elapsed = run_step(capsys)
+    assert code == 0, log
+    [warning] = warnings(log)
+    assert "unavailable" in warning
+    assert elapsed < 4.0
+
+
+def test_flaky_endpoint_is_retried_once(job: Job, capsys: pytest.CaptureFixture[str]) -> None:
+    # tbot takes a moment, as a real join does: the retry fits alongside it.
+    job.env["STANDIN_TBOT_DELAY"] = "0.5"
+    with FaultServer("flaky") as server:
+        opt_in(job, server.url)
+        code, log, _ = run_step(capsys)
+    assert code == 0, log
+    assert len(server.requests) == 2
+    assert server.requests[0].body == server.requests[1].body  # the same event, once delivered
+    assert not warnings(log)
+
+
+def test_dns_failure(
+    job: Job, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_dns(*args: object, **kwargs: object) -> list[object]:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    job.env["INPUT_ANONYMOUS_TELEMETRY"] = "true"  # the default https endpoint
+    code, log, elapsed = run_step(capsys)
+    assert code == 0, log
+    [warning] = warnings(log)
+    assert "unavailable" in warning
+    assert elapsed < 4.0
+
+
+def test_tls_failure(job: Job, capsys: pytest.CaptureFixture[str]) -> None:
+    with FaultServer("ok") as server:
+        # https:// to a plain-HTTP server: the handshake fails.
+        opt_in(job, server.url.replace("http://", "https://"))
+        code, log, _ = run_step(capsys)
+    assert code == 0, log
+    [warning] = warnings(log)
+    assert "TLS" in warning or "SSL" in warning
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["http://telemetry.example.com", "ftp://127.0.0.1", "https://user:pw@example.com"],
+    ids=["http-not-loopback", "other-scheme", "credentials"],
+)
+def test_rejected_endpoint_warns_and_sends_nothing(
+    job: Job, capsys: pytest.CaptureFixture[str], address: str
+) -> None:
+    opt_in(job, address)
+    code, log, _ = run_step(capsys)
+    assert code == 0, log
+    [warning] = warnings(log)
+    assert "TELEPORT_ANONYMOUS_TELEMETRY_ADDRESS" in warning
+    assert "pw" not in warning
+    assert "Anonymous telemetry event" not in log
+    assert "not sent (endpoint rejected" in job.summary
+
+
+def test_failed_tbot_sends_nothing_after_the_fact(
+    job: Job, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The endpoint holds its `unavailable` answer until tbot has failed and the
+    # step is over: the retry that answer would allow must never happen.
+    job.env["STANDIN_TBOT_FAIL"] = "access denied"
+    gate = threading.Event()
+    with FaultServer("unavailable", gate=gate) as server:
+        opt_in(job, server.url)
+        code, log, _ = run_step(capsys)
+        assert code == 1
+        assert "tbot failed with exit code 1: access denied" in log
+        gate.set()
+        for thread in threading.enumerate():
+            if thread.name == "telemetry-submission":
+                thread.join(timeout=5)
+                assert not thread.is_alive()
+        assert len(server.requests) == 1
+
+
+def test_tbot_is_told_not_to_report(job: Job, capsys: pytest.CaptureFixture[str]) -> None:
+    with FaultServer("ok") as server:
+        opt_in(job, server.url)
+        code, log, _ = run_step(capsys)
+        server.wait_for_requests(1, timeout=5)
+    assert code == 0, log
+    start = next(r for r in job.records if "start" in r["argv"])
+    assert start["env"]["TELEPORT_ANONYMOUS_TELEMETRY"] == "0"
+    assert start["reported"] is False
+    assert len(server.requests) == 1  # exactly once: ours, not tbot's
+
+
+@pytest.mark.disable_socket
+def test_opted_out_step_opens_no_socket(job: Job, capsys: pytest.CaptureFixture[str]) -> None:
+    # Any socket this process creates raises under the guard; tbot's run is a
+    # subprocess, which the stand-in record shows was told not to report.
+    job.env["TELEPORT_ANONYMOUS_TELEMETRY_ADDRESS"] = "http://127.0.0.1:9"
+    code, log, _ = run_step(capsys)
+    assert code == 0, log
+    assert "Anonymous telemetry is not enabled." in log
+    assert "| Anonymous telemetry | off |" in job.summary
+    start = next(r for r in job.records if "start" in r["argv"])
+    assert start["reported"] is False
