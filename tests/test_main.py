@@ -246,14 +246,14 @@ def test_missing_id_token_permission(job: Job, capsys: pytest.CaptureFixture[str
     assert "id-token: write" in job.summary
 
 
-def test_unexpected_environment_fault_is_one_error(
-    job: Job, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_missing_runner_temp(job: Job, capsys: pytest.CaptureFixture[str]) -> None:
     job.env["RUNNER_TEMP"] = str(job.root / "does-not-exist")
     code, log = run_step(capsys)
     assert code == 1
     [error] = errors(log)
-    assert "FileNotFoundError" in error
+    assert "RUNNER_TEMP" in error
+    assert "does not exist" in error
+    assert not job.started_tbot
     assert "Traceback" not in "\n".join(
         line for line in log.splitlines() if "::debug::" not in line
     )
@@ -307,3 +307,81 @@ def test_opted_in_run_does_load_it(job: Job) -> None:
     loaded = next(line for line in done.stdout.splitlines() if line.startswith("LOADED"))
     assert "google.protobuf" in loaded
     assert "requests" in loaded
+
+
+def test_missing_github_output_fails_before_tbot(
+    job: Job, capsys: pytest.CaptureFixture[str]
+) -> None:
+    del job.env["GITHUB_OUTPUT"]
+    code, log = run_step(capsys)
+    assert code == 1
+    [error] = errors(log)
+    assert "GITHUB_OUTPUT is not set" in error
+    assert job.records == []
+
+
+def test_tbot_killed_by_a_signal(job: Job, capsys: pytest.CaptureFixture[str]) -> None:
+    fake = job.root / "bin" / "tbot"
+    fake.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = version ]; then echo "Teleport v16.4.2 git:x go1.22"; exit 0; fi\n'
+        "kill -KILL $$\n"
+    )
+    code, log = run_step(capsys)
+    assert code == 128 + 9
+    [error] = errors(log)
+    assert error == "::error::tbot was killed by SIGKILL"
+    # Workflow commands were resumed after tbot's output, so the error above counts.
+    stop = next(line for line in log.splitlines() if line.startswith("::stop-commands::"))
+    assert f"::{stop.split('::')[2]}::" in log
+
+
+def test_a_bug_is_one_error_not_a_traceback(
+    job: Job, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object) -> None:
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr("teleport_auth.main.build_config", broken)
+    code, log = run_step(capsys)
+    assert code == 1
+    [error] = errors(log)
+    assert error == "::error::Unexpected ZeroDivisionError: division by zero"
+    tracebacks = [line for line in log.splitlines() if "Traceback" in line]
+    assert tracebacks
+    assert all(line.startswith("::debug::") for line in tracebacks)
+
+
+def test_broken_telemetry_never_fails_the_job(
+    job: Job, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from teleport_auth.telemetry import reporter
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("telemetry bug")
+
+    monkeypatch.setattr(reporter, "start", broken)
+    job.env["INPUT_ANONYMOUS_TELEMETRY"] = "true"
+    code, log = run_step(capsys)
+    assert code == 0, log
+    [warning] = [line for line in log.splitlines() if line.startswith("::warning")]
+    assert "RuntimeError: telemetry bug" in warning
+    assert "Authentication is not affected." in warning
+    assert "TELEPORT_IDENTITY_FILE" in job.exported
+
+
+def test_partial_bundle_is_a_clear_error(job: Job) -> None:
+    # As if _vendor/yaml were missing: the import fails before main() runs.
+    probe = (
+        "import runpy, sys\n"
+        "sys.modules['yaml'] = None\n"
+        "runpy.run_module('teleport_auth', run_name='__main__')\n"
+    )
+    env = job.env | {"PYTHONPATH": str(REPO / "src")}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 1
+    assert done.stdout.startswith("::error::teleport-actions/auth could not load its runtime")
+    assert "_vendor/ bundle is incomplete" in done.stdout
+    assert "Traceback" not in done.stderr

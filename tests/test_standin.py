@@ -714,7 +714,7 @@ def test_install_writes_executable_wrapper(tmp_path: Path) -> None:
     assert path == tmp_path / "bin" / "tbot"
     assert mode(path) == 0o755
     script = shlex.quote(str(TBOT_SCRIPT))
-    assert path.read_text() == f'#!/bin/sh\nexec /usr/bin/python3 {script} "$@"\n'
+    assert path.read_text() == f'#!/bin/sh\nexec /usr/bin/python3 -I {script} "$@"\n'
     assert [p.name for p in path.parent.iterdir()] == ["tbot"]
 
 

@@ -12,6 +12,15 @@ if sys.version_info < (3, 10):  # noqa: UP036
     )
     raise SystemExit(1)
 
-from teleport_auth.main import main
+try:
+    from teleport_auth.main import main
+except ImportError as exc:
+    # Only a damaged install gets here (e.g. a partial _vendor/ bundle).
+    sys.stdout.write(
+        f"::error::teleport-actions/auth could not load its runtime packages ({exc}). "
+        "Its _vendor/ bundle is incomplete: delete that directory to have it rebuilt, "
+        "or use a released version of the action, which ships it.\n"
+    )
+    raise SystemExit(1) from None
 
 raise SystemExit(main(sys.argv[1:]))

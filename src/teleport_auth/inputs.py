@@ -30,8 +30,11 @@ _BAD_CHARS = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
 _HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _CA_PIN = re.compile(r"^sha256:[0-9a-fA-F]{64}$")
 # Go's time.ParseDuration grammar: an optional sign, then number+unit pairs.
-_GO_DURATION = re.compile(r"^[-+]?(?:(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|μs|ms|s|m|h))+$")
-_GO_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+# re.ASCII: Go accepts only ASCII digits, where \d would also match e.g. Arabic-Indic ones.
+_GO_DURATION = re.compile(r"^[-+]?(?:(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|μs|ms|s|m|h))+$", re.ASCII)
+_GO_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)", re.ASCII)
+# Go's time.Duration is an int64 of nanoseconds: about 2562047h47m.
+_GO_MAX_DURATION_SECONDS = (2**63 - 1) / 1e9
 
 _STRICT_TRUE = {"true", "True", "TRUE"}
 _STRICT_FALSE = {"false", "False", "FALSE"}
@@ -85,7 +88,7 @@ def validate_proxy(value: str) -> str:
             f"Input 'proxy' must be the {expected}, without a scheme, user, path or query."
         )
     host, port = _split_host_port(proxy)
-    if port is not None and not (port.isdigit() and 1 <= int(port) <= 65535):
+    if port is not None and not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
         raise InputError(f"Input 'proxy' has an invalid port: expected the {expected}.")
     if not _valid_host(host):
         raise InputError(f"Input 'proxy' has an invalid host name: expected the {expected}.")
@@ -148,7 +151,7 @@ def validate_certificate_ttl(value: str) -> str:
     if not ttl:
         return ""
     seconds = go_duration_seconds(ttl)
-    if seconds is None or seconds <= 0:
+    if seconds is None or seconds <= 0 or seconds > _GO_MAX_DURATION_SECONDS:
         raise InputError(
             f"Input 'certificate-ttl' must be a positive Go duration such as 90m or 1h30m "
             f"(got {_shown(ttl)})."

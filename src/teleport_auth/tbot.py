@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Mapping
@@ -89,7 +90,7 @@ def read_version(tbot: str, env: Mapping[str, str]) -> TbotVersion:
     try:
         done = subprocess.run(
             [tbot, "version"],
-            env=dict(env),
+            env=tbot_env(env),
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
@@ -171,19 +172,35 @@ def run_start(tbot: str, config_path: Path, env: Mapping[str, str], *, debug: bo
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 text=True,
+                encoding="utf-8",
                 errors="replace",
                 bufsize=1,
             )
+            with proc:
+                for line in proc.stdout or ():
+                    gha.info(line.rstrip("\n"))
+                    match = _ERROR_LINE.match(line)
+                    if match:
+                        last_error = match["message"]
         except OSError as exc:
-            gha.info(f"::{resume}::")
             raise ActionFailure(f"Could not start tbot: {exc}", hint=_SETUP_HINT) from None
-        assert proc.stdout is not None  # noqa: S101 - stdout=PIPE above
-        with proc:
-            for line in proc.stdout:
-                gha.info(line.rstrip("\n"))
-                match = _ERROR_LINE.match(line)
-                if match:
-                    last_error = match["message"]
-        exit_code = proc.returncode
-        gha.info(f"::{resume}::")
-    return RunResult(exit_code, last_error, time.monotonic() - started)
+        finally:
+            # Whatever happened, workflow commands work again for the rest of the step.
+            gha.info(f"::{resume}::")
+    return RunResult(proc.returncode, last_error, time.monotonic() - started)
+
+
+def describe_exit(code: int) -> str:
+    """tbot's exit status in words; a signal shows as the shell would report it."""
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"was killed by {name}"
+    return f"failed with exit code {code}"
+
+
+def step_exit_code(code: int) -> int:
+    """The step's exit code for tbot's: 128+N for a signal, like a shell."""
+    return 128 - code if code < 0 else code

@@ -22,7 +22,8 @@ def install_standin(bin_dir: Path, python: str = sys.executable) -> Path:
     """
     bin_dir.mkdir(parents=True, exist_ok=True)
     target = bin_dir / "tbot"
-    wrapper = f'#!/bin/sh\nexec {shlex.quote(python)} {shlex.quote(str(TBOT_SCRIPT))} "$@"\n'
+    # -I: like a Go binary, the stand-in is unaffected by the job's PYTHONPATH or cwd.
+    wrapper = f'#!/bin/sh\nexec {shlex.quote(python)} -I {shlex.quote(str(TBOT_SCRIPT))} "$@"\n'
     # Write then rename: a concurrent test never runs a half-written wrapper.
     fd, tmp = tempfile.mkstemp(dir=bin_dir, prefix=".tbot.")
     try:

@@ -267,7 +267,11 @@ def _failure_from_exception(exc: Exception, timeout: float) -> CallResult:
     if isinstance(exc, requests.exceptions.ReadTimeout):
         return _failure("deadline_exceeded", f"no response within {timeout:g} s", sent=True)
     if isinstance(exc, requests.exceptions.SSLError):
-        return _failure("unavailable", f"TLS handshake failed: {_tls_reason(exc)}", sent=False)
+        # urllib3 reports any TLS error as SSLError, including one raised after the
+        # request was written. Only a rejected certificate proves nothing was sent;
+        # anything else may have delivered the event, so it is not repeated.
+        rejected_cert = any(isinstance(c, ssl.SSLCertVerificationError) for c in _causes(exc))
+        return _failure("unavailable", f"TLS failed: {_tls_reason(exc)}", sent=not rejected_cert)
     if isinstance(exc, requests.exceptions.ProxyError):
         # Raised only before the proxy connection was up. The proxy URL may
         # hold credentials, so its text is not repeated.

@@ -26,12 +26,18 @@ class Reporter:
         self._host = host
         self._distinct_id = distinct_id
 
+    def abandon(self) -> None:
+        """The step failed before tbot finished: start nothing more."""
+        self._submission.cancel()
+
     def finish(self, *, tbot_succeeded: bool) -> str:
         """Wait (bounded) for the submission; log the outcome; return a summary phrase."""
         if not tbot_succeeded:
             # No event is sent after the fact for a run whose tbot failed.
             self._submission.cancel()
         outcome = self._submission.wait(GRACE_SECONDS)
+        # The step moves on now: no retry may start after this point.
+        self._submission.cancel()
         if outcome.status == "sent":
             gha.debug(
                 f"Anonymous telemetry event {self._distinct_id} sent to {self._host} "
@@ -56,6 +62,10 @@ def start(tbot_version: str, config: Mapping[str, Any], env: Mapping[str, str]) 
     with gha.group("Anonymous telemetry event"):
         gha.info(f"POST {base_url}{METHOD_PATH}")
         gha.info(json.dumps(event_as_dict(request), indent=2, sort_keys=True))
+    gha.info(
+        "This step sends the event itself and runs tbot with TELEPORT_ANONYMOUS_TELEMETRY=0, "
+        "so tbot's own telemetry line below says it is not enabled: each run is counted once."
+    )
     submission = Submission(base_url=base_url, request=request, user_agent=user_agent())
     submission.start()
     return Reporter(submission, endpoint_host(base_url), request.distinct_id)

@@ -1,0 +1,22 @@
+"""What the launcher runs: ``python3 -I -X utf8 src/run_action.py``.
+
+``-I`` isolates the step from the job: the working directory (the job's
+checkout, where a stray ``yaml.py`` would otherwise shadow our modules),
+PYTHON* variables and user site-packages are all ignored. The action's own
+paths are put first here instead: the vendored packages, then its source.
+"""
+
+import os
+import sys
+
+_SRC = os.path.dirname(os.path.abspath(__file__))
+_ACTION = os.path.dirname(_SRC)
+# Python 3.10's -I still adds this script's directory (src/): keep just one copy.
+sys.path[:] = [os.path.join(_ACTION, "_vendor"), _SRC] + [p for p in sys.path if p != _SRC]
+# -I also ignores PYTHONDONTWRITEBYTECODE; a runner that sets it means it.
+if os.environ.get("PYTHONDONTWRITEBYTECODE"):
+    sys.dont_write_bytecode = True
+
+import runpy  # noqa: E402
+
+runpy.run_module("teleport_auth", run_name="__main__", alter_sys=True)

@@ -1,0 +1,124 @@
+"""The launcher (src/launch) and the runtime bundle (scripts/bundle) as a runner meets them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import REPO, Job
+
+BUNDLE = REPO / "_vendor"
+
+
+def manifest(bundle: Path) -> dict[str, str]:
+    entries = {}
+    for line in (bundle / "BUNDLE").read_text().splitlines():
+        key, value = line.split()
+        entries[key] = value
+    return entries
+
+
+def launch(
+    action_dir: Path, env: dict[str, str], cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(action_dir / "src" / "launch")],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def python_first_on_path(env: dict[str, str]) -> dict[str, str]:
+    # The interpreter running the tests (with pip), as the runner's python3.
+    return env | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"}
+
+
+def test_shipped_bundle_is_pure_python_and_lean() -> None:
+    names = {p.name for p in BUNDLE.iterdir()}
+    for wanted in ("yaml", "requests", "urllib3", "google", "actions_toolkit", "certifi"):
+        assert wanted in names
+    # Never shipped: PyGithub and its crypto stack, third-party test packages.
+    for unwanted in ("github", "jwt", "nacl", "cryptography", "cffi", "tests"):
+        assert unwanted not in names
+    compiled = [p for p in BUNDLE.rglob("*") if p.suffix in {".so", ".pyd", ".dylib"}]
+    assert compiled == []
+
+
+def test_launch_from_checkout_without_bundle_builds_it_reproducibly(
+    job: Job, tmp_path: Path
+) -> None:
+    # A branch or `uses: ./` checkout: no _vendor/. The launcher builds it once,
+    # says so, and the build matches the one made from the same requirements.
+    action = tmp_path / "action"
+    action.mkdir()
+    for name in ("action.yml", "requirements.txt"):
+        shutil.copy2(REPO / name, action / name)
+    for name in ("src", "scripts"):
+        shutil.copytree(REPO / name, action / name, ignore=shutil.ignore_patterns("__pycache__"))
+    done = launch(action, python_first_on_path(job.env))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "::notice::teleport-actions/auth: building its runtime packages" in done.stdout
+    assert set(job.outputs) == {"identity-file", "ssh-config", "destination-dir"}
+    assert manifest(action / "_vendor") == manifest(BUNDLE)
+    # Byte-compiled for the interpreter that built it.
+    assert list((action / "_vendor" / "yaml" / "__pycache__").glob("*.pyc"))
+
+    # The next run finds it and builds nothing.
+    again = launch(action, python_first_on_path(job.env))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "::notice::" not in again.stdout
+
+
+def test_launch_without_python(job: Job) -> None:
+    env = job.env | {"TELEPORT_AUTH_PYTHON": "python3-not-installed"}
+    done = launch(REPO, env)
+    assert done.returncode == 1
+    assert done.stdout.startswith("::error::teleport-actions/auth needs python3 (3.10 or newer)")
+    assert job.records == []
+
+
+def test_old_python_gets_a_clear_error(job: Job) -> None:
+    # The version gate runs before anything else is imported; simulate 3.9.
+    probe = (
+        "import runpy, sys\n"
+        "sys.version_info = (3, 9, 18, 'final', 0)\n"
+        "runpy.run_module('teleport_auth', run_name='__main__')\n"
+    )
+    env = job.env | {"PYTHONPATH": f"{BUNDLE}{os.pathsep}{REPO / 'src'}"}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 1
+    assert done.stdout.startswith("::error::teleport-actions/auth needs Python 3.10 or newer")
+    assert "3.9.18" in done.stdout
+    assert "Traceback" not in done.stderr
+    assert job.records == []
+
+
+def test_launch_runs_the_step(job: Job) -> None:
+    done = launch(REPO, python_first_on_path(job.env))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines()[0] == "::add-mask::gha-bot-token"
+    assert "TELEPORT_IDENTITY_FILE" in job.exported
+
+
+def test_job_checkout_cannot_shadow_the_actions_modules(job: Job, tmp_path: Path) -> None:
+    # The step runs in the job's checkout: modules there (a PR's files, say) and
+    # a PYTHONPATH set by the job must not be imported in place of ours.
+    checkout = tmp_path / "checkout"
+    (checkout / "teleport_auth").mkdir(parents=True)
+    evil = "import os, sys\nprint('SHADOWED', os.environ.get('INPUT_TOKEN'))\nsys.exit(0)\n"
+    for name in ("yaml.py", "uuid.py", "secrets.py", "json.py", "teleport_auth/__init__.py"):
+        (checkout / name).write_text(evil)
+    env = python_first_on_path(job.env) | {"PYTHONPATH": str(checkout)}
+    done = launch(REPO, env, cwd=checkout)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SHADOWED" not in done.stdout + done.stderr
+    assert "TELEPORT_IDENTITY_FILE" in job.exported
