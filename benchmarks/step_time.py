@@ -14,9 +14,10 @@ warm-up run, cases interleaved, and prints:
 * median and p90 of act's timing of the action's step;
 * the action's own overhead: step time minus the wall-clock time spent inside
   tbot (the instant stand-in records the start and end of each invocation);
-* where that overhead goes, from the same step run directly (outside act);
-* the Python step's import time (``-X importtime``, one direct run per mode and
-  case): totals and the top 5 modules;
+* where that overhead goes, from the same step run directly through src/launch
+  (outside act);
+* the Python step's import time (``-X importtime``, run directly through
+  src/launch, the median of 3 runs per mode and case): totals and the top 5 modules;
 * the size of what the action ships.
 
 Each figure that has a target is printed next to it with PASS/FAIL; the exit
@@ -31,9 +32,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import itertools
 import json
 import os
 import platform
+import shlex
 import shutil
 import signal
 import statistics
@@ -52,14 +55,14 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
 # `mypy benchmarks` alone does not see tests/ (a full `mypy` run does and checks these).
-from act_harness import (  # type: ignore[import-not-found, unused-ignore]  # noqa: E402
+from act_harness import (  # noqa: E402
     SHIPPED,
     ActRun,
     act_binary,
     prepare_workspace,
     run_act,
 )
-from fault_server import FaultServer  # type: ignore[import-not-found, unused-ignore]  # noqa: E402
+from fault_server import FaultServer  # noqa: E402
 
 HANG_TARGET_MS = 1000.0
 JS_ORIGINAL = "the JavaScript original: about 250-350 ms around tbot"
@@ -124,7 +127,7 @@ fi
 # checked-hash pyc for it (what scripts/bundle ships), compiling only what is missing
 # or stale, and report the counts as JSON.
 REFRESH_PYCS = r"""
-import importlib.util, json, os, py_compile, sys
+import importlib.util, json, py_compile, sys
 from pathlib import Path
 counts = {"modules": 0, "valid": 0, "compiled": 0, "failed": 0}
 compiled = []
@@ -168,6 +171,7 @@ class Mode:
     shipped_pycs: bool
     gated: bool  # targets are judged in this mode
     show_tops: bool = True  # print the top-5 import lists (the cache mode repeats the first)
+    skip_hang: bool = False  # informational mode: the never-answering case adds only runtime
 
 
 @dataclass(frozen=True)
@@ -198,10 +202,12 @@ MODES = (
     ),
     Mode(
         "nopyc",
-        "no pycs in _vendor/ and src/, PYTHONDONTWRITEBYTECODE=1 (what shipping bytecode saves)",
+        "no pycs in _vendor/ and src/, PYTHONDONTWRITEBYTECODE=1 (what shipping bytecode saves;"
+        " informational, never-answering case not run)",
         dontwrite=True,
         shipped_pycs=False,
         gated=False,
+        skip_hang=True,
     ),
 )
 CASES = (
@@ -209,6 +215,10 @@ CASES = (
     Case("healthy", "on, healthy collector", "true", "healthy", 300.0, "on: event sent to"),
     Case("hang", "on, never-answering endpoint", "true", "hang", None, "did not answer in time"),
 )
+
+
+def cases_of(mode: Mode) -> list[Case]:
+    return [c for c in CASES if not (mode.skip_hang and c.endpoint == "hang")]
 
 
 @dataclass(frozen=True)
@@ -253,14 +263,12 @@ class ImportProfile:
 
     @property
     def startup_us(self) -> int:
-        """Top-level imports before runpy: the interpreter's start-up and site (.pth files)."""
-        total = 0
-        for entry in self.entries:
-            if entry.depth == 0 and entry.name == "runpy":
-                break
-            if entry.depth == 0:
-                total += entry.cumulative_us
-        return total
+        """Top-level imports up to site: the interpreter's start-up and site (.pth files)."""
+        top = [e for e in self.entries if e.depth == 0]
+        names = [e.name for e in top]
+        if "site" not in names:
+            return 0
+        return sum(e.cumulative_us for e in top[: names.index("site") + 1])
 
     @property
     def total_us(self) -> int:
@@ -284,12 +292,21 @@ class Workspace:
     compiled: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Pythons:
+    """Stand-ins for TELEPORT_AUTH_PYTHON in direct runs of src/launch."""
+
+    importtime: Path  # the real interpreter with -X importtime
+    noop: Path  # exits at once: what src/launch costs by itself
+
+
 @dataclass
 class Context:
     python: str
     python_version: str
     work: Path
     bin_dir: Path
+    pythons: Pythons
     runs: int
     modes: tuple[Mode, ...]
     workspaces: dict[str, Workspace] = field(default_factory=dict)
@@ -337,13 +354,27 @@ def interpreter_version(python: str) -> str:
     return done.stdout.strip()
 
 
+def write_executable(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    path.chmod(0o755)
+    return path
+
+
 def install_bin(bin_dir: Path, python: str) -> None:
-    bin_dir.mkdir(parents=True)
-    tbot = bin_dir / "tbot"
-    tbot.write_text(INSTANT_TBOT, encoding="utf-8")
-    tbot.chmod(0o755)
+    write_executable(bin_dir / "tbot", INSTANT_TBOT)
     # First on the job's PATH: `python3` is the real interpreter, not the venv's or a shim.
     (bin_dir / "python3").symlink_to(python)
+
+
+def install_pythons(directory: Path, python: str) -> Pythons:
+    return Pythons(
+        importtime=write_executable(
+            directory / "python-importtime",
+            f'#!/bin/sh\nexec {shlex.quote(python)} -X importtime "$@"\n',
+        ),
+        noop=write_executable(directory / "python-noop", "#!/bin/sh\nexit 0\n"),
+    )
 
 
 def count_pycs(root: Path) -> int:
@@ -501,14 +532,14 @@ def act_rounds(
     ctx: Context,
 ) -> tuple[dict[str, dict[str, list[Sample]]], dict[str, dict[str, dict[str, str]]]]:
     samples: dict[str, dict[str, list[Sample]]] = {
-        m.key: {c.key: [] for c in CASES} for m in ctx.modes
+        m.key: {c.key: [] for c in cases_of(m)} for m in ctx.modes
     }
     probes: dict[str, dict[str, dict[str, str]]] = {}
     rounds = ctx.runs + 1
     for index in range(rounds):
         started = time.monotonic()
         for mode in ctx.modes:
-            for case in CASES:
+            for case in cases_of(mode):
                 if index == 0:
                     probe_path = ctx.work / "times" / f"probe-{mode.key}-{case.key}"
                     act_once(ctx, mode, case, "warmup", probe_path)
@@ -522,7 +553,7 @@ def act_rounds(
     return samples, probes
 
 
-def direct_env(ctx: Context, mode: Mode, case: Case, run_dir: Path) -> dict[str, str]:
+def direct_env(ctx: Context, mode: Mode, case: Case, run_dir: Path, python: str) -> dict[str, str]:
     """The step's environment as action.yml and the runner give it, for a run outside act."""
     dropped = {"VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "PYTHONDONTWRITEBYTECODE"}
     env = {
@@ -538,7 +569,6 @@ def direct_env(ctx: Context, mode: Mode, case: Case, run_dir: Path) -> dict[str,
         env[name] = str(target)
     env.update(
         PATH=f"{ctx.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-        PYTHONPATH=f"{ws / '_vendor'}{os.pathsep}{ws / 'src'}",
         RUNNER_TEMP=str(run_dir / "tmp"),
         GITHUB_ACTIONS="true",
         GITHUB_ACTION_PATH=str(ws),
@@ -552,7 +582,7 @@ def direct_env(ctx: Context, mode: Mode, case: Case, run_dir: Path) -> dict[str,
         INPUT_DISABLE_ENV_VARS="false",
         INPUT_ALLOW_REISSUE="false",
         TELEPORT_ANONYMOUS_TELEMETRY=case.telemetry,
-        TELEPORT_AUTH_PYTHON=ctx.python,
+        TELEPORT_AUTH_PYTHON=python,
         BENCH_TBOT_TIMES=str(run_dir / "tbot.times"),
     )
     if mode.dontwrite:
@@ -562,26 +592,44 @@ def direct_env(ctx: Context, mode: Mode, case: Case, run_dir: Path) -> dict[str,
     return env
 
 
-_direct_counter = 0
+_RUN_IDS = itertools.count(1)
+
+
+def median_difference(minuend: Sequence[float], subtrahend: Sequence[float]) -> float:
+    return statistics.median(a - b for a, b in zip(minuend, subtrahend, strict=True))
 
 
 def direct_run(
-    ctx: Context, mode: Mode, case: Case, argv: Sequence[str]
+    ctx: Context,
+    mode: Mode,
+    case: Case,
+    argv: Sequence[str] | None = None,
+    *,
+    python: str | None = None,
+    is_step: bool = True,
 ) -> tuple[float, float, str]:
-    """Run the step (or launch) outside act: wall seconds, seconds in tbot, stderr."""
-    global _direct_counter
-    _direct_counter += 1
-    run_dir = ctx.work / "direct" / f"{_direct_counter:04d}"
-    env = direct_env(ctx, mode, case, run_dir)
+    """Run the step outside act, by default as the runner does (``bash src/launch``):
+    wall seconds, seconds in tbot, stderr. ``python``: TELEPORT_AUTH_PYTHON (a wrapper).
+
+    ``is_step=False``: something else in the step's environment (no tbot, no checks).
+    """
+    if argv is None:
+        argv = ["bash", str(ctx.workspaces[mode.key].path / "src" / "launch")]
+    run_dir = ctx.work / "direct" / f"{next(_RUN_IDS):04d}"
+    env = direct_env(ctx, mode, case, run_dir, python or ctx.python)
     started = time.perf_counter()
     done = subprocess.run(
         list(argv), env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False
     )
     wall = time.perf_counter() - started
+    if not is_step:
+        if done.returncode != 0:
+            raise BenchError(f"{' '.join(argv)} failed:\n{log_tail(done.stderr, 10)}")
+        return wall, 0.0, done.stderr
     shown = done.stdout + (run_dir / "github_step_summary").read_text()
     if done.returncode != 0 or case.expect not in shown:
         raise BenchError(
-            f"direct run {mode.key}/{case.key} ({' '.join(argv[:3])} ...) failed "
+            f"direct run {mode.key}/{case.key} ({' '.join(argv[:2])}) failed "
             f"(exit {done.returncode}, expected {case.expect!r}):\n"
             f"{log_tail(done.stdout)}\n{log_tail(done.stderr, 10)}"
         )
@@ -608,8 +656,8 @@ def parse_importtime(stderr: str) -> list[ImportEntry]:
 
 @dataclass
 class Floor:
-    bare: float  # python -S -s -c pass: the interpreter alone
-    site: float  # python -s -c pass: plus site, i.e. the host's site-packages .pth files
+    bare: float  # python -I -S -c pass: the interpreter alone
+    site: float  # python -I -c pass: plus site, i.e. the host's site-packages .pth files
 
     @property
     def pth(self) -> float:
@@ -622,7 +670,7 @@ def startup_floor(ctx: Context) -> Floor:
     walls: dict[str, list[float]] = {"-S": [], "": []}
     for _ in range(max(ctx.runs, 5)):
         for flag, values in walls.items():
-            argv = [ctx.python, *([flag] if flag else []), "-s", "-c", "pass"]
+            argv = [ctx.python, "-I", *([flag] if flag else []), "-c", "pass"]
             started = time.perf_counter()
             subprocess.run(argv, env=env, check=True)
             values.append(time.perf_counter() - started)
@@ -630,52 +678,82 @@ def startup_floor(ctx: Context) -> Floor:
 
 
 @dataclass
+class Walls:
+    """Medians over N rounds of direct runs (each round: every command once)."""
+
+    own: float  # src/launch with the real interpreter, minus the time inside tbot
+    tbot: float
+    launch_cost: float  # src/launch with a no-op interpreter: bash, sha256sum, checks
+    imports: float  # python -I -c "<the step's imports>" minus python -I -c pass
+
+
+@dataclass
 class Direct:
     profile: ImportProfile
-    # Medians of N direct runs; None where not measured (the never-answering case, and
-    # modes without targets).
-    python_wall: float | None = None
-    launch_wall: float | None = None
-    tbot: float | None = None
+    walls: Walls | None = None  # not measured for the never-answering case, nor ungated modes
 
 
 IMPORTTIME_RUNS = 3
 
 
-def direct_measurements(ctx: Context) -> dict[str, dict[str, Direct]]:
-    """Per mode and case, the step run directly (outside act).
+def import_code(ws: Path, mode: Mode, case: Case) -> str:
+    """What the step imports, on the paths src/run_action.py gives it."""
+    modules = ["teleport_auth.main"]
+    if case.telemetry == "true":
+        modules.append("teleport_auth.telemetry.reporter")
+    paths = [str(ws / "_vendor"), str(ws / "src")]
+    lines = ["import sys", f"sys.path[:0] = {paths!r}"]
+    if mode.dontwrite:
+        lines.append("sys.dont_write_bytecode = True")
+    return "; ".join(lines + [f"import {m}" for m in modules])
 
-    * ``-X importtime``: 3 runs (1 for the never-answering case, whose imports are the
-      healthy one's), keeping the one with the median total;
-    * off and healthy, in the modes with targets: the step's process and src/launch,
-      N runs each after a warm-up, for the breakdown of the own overhead.
+
+def direct_measurements(ctx: Context) -> dict[str, dict[str, Direct]]:
+    """Per mode and case, the step run directly through src/launch (outside act).
+
+    * ``-X importtime`` (TELEPORT_AUTH_PYTHON: a wrapper adding it): 3 runs, 1 for the
+      never-answering case (its imports are the healthy one's); the median total is kept;
+    * off and healthy, in the modes with targets, N rounds after a warm-up of: launch
+      with the real interpreter, launch with a no-op one, the step's imports alone and
+      an interpreter that does nothing, for the breakdown of the own overhead.
     """
     results: dict[str, dict[str, Direct]] = {}
-    step = [ctx.python, "-s", "-m", "teleport_auth"]
-    profiled = [ctx.python, "-X", "importtime", "-s", "-m", "teleport_auth"]
+    nothing = [ctx.python, "-I", "-c", "pass"]
     for mode in ctx.modes:
-        launch = ["bash", str(ctx.workspaces[mode.key].path / "src" / "launch")]
         results[mode.key] = {}
-        for case in CASES:
+        for case in cases_of(mode):
             hang = case.endpoint == "hang"
             profiles = []
             for _ in range(1 if hang else IMPORTTIME_RUNS):
-                wall, _, stderr = direct_run(ctx, mode, case, profiled)
+                wall, _, stderr = direct_run(ctx, mode, case, python=str(ctx.pythons.importtime))
                 profiles.append(ImportProfile(parse_importtime(stderr), wall))
             profiles.sort(key=lambda p: p.total_us)
             direct = Direct(profiles[len(profiles) // 2])
             if mode.gated and not hang:
-                walls: dict[str, list[float]] = {"python": [], "launch": [], "tbot": []}
-                direct_run(ctx, mode, case, step)  # warm-up
+                imports = [
+                    ctx.python,
+                    "-I",
+                    "-c",
+                    import_code(ctx.workspaces[mode.key].path, mode, case),
+                ]
+                walls: dict[str, list[float]] = {
+                    k: [] for k in ("own", "tbot", "noop", "imports", "nothing")
+                }
+                direct_run(ctx, mode, case)  # warm-up
                 for _ in range(ctx.runs):
-                    wall, tbot, _ = direct_run(ctx, mode, case, step)
-                    walls["python"].append(wall)
+                    wall, tbot, _ = direct_run(ctx, mode, case)
+                    walls["own"].append(wall - tbot)
                     walls["tbot"].append(tbot)
-                    wall, _, _ = direct_run(ctx, mode, case, launch)
-                    walls["launch"].append(wall)
-                direct.python_wall = statistics.median(walls["python"])
-                direct.launch_wall = statistics.median(walls["launch"])
-                direct.tbot = statistics.median(walls["tbot"])
+                    noop = direct_run(ctx, mode, case, python=str(ctx.pythons.noop), is_step=False)
+                    walls["noop"].append(noop[0])
+                    walls["imports"].append(direct_run(ctx, mode, case, imports, is_step=False)[0])
+                    walls["nothing"].append(direct_run(ctx, mode, case, nothing, is_step=False)[0])
+                direct.walls = Walls(
+                    own=statistics.median(walls["own"]),
+                    tbot=statistics.median(walls["tbot"]),
+                    launch_cost=statistics.median(walls["noop"]),
+                    imports=median_difference(walls["imports"], walls["nothing"]),
+                )
             results[mode.key][case.key] = direct
         say(f"direct runs, {mode.key}: done")
     return results
@@ -793,17 +871,21 @@ def report_act(ctx: Context, res: Results) -> None:
                 f"{ws.pycs['modules']} modules had a valid pyc for this interpreter, "
                 f"{ws.pycs['compiled']} compiled as checked-hash before timing{stale}"
             )
+        written = ""
+        if not mode.dontwrite:
+            extra = int(probe["pycs"]) - ws.pycs["present"]
+            written = f" ({extra} written by the step)" if extra else " (it wrote none)"
         add(
             f"    seen from inside the step: {probe['python']}, "
             f"PYTHONDONTWRITEBYTECODE={probe['dontwrite']}, "
-            f"{probe['pycs']} pycs in its copy of the action"
+            f"{probe['pycs']} pycs in its copy of the action{written}"
         )
         add(
             f"    {'case':<30} {'step med':>8} {'p90':>6} {'in tbot':>8} "
             f"{'own med':>8} {'p90':>6}  target"
         )
         figures: dict[str, Any] = {"probe": res.probes[mode.key], "workspace_pycs": ws.pycs}
-        for case in CASES:
+        for case in cases_of(mode):
             rows = res.samples[mode.key][case.key]
             step = Stats.of([s.step for s in rows])
             tbot = Stats.of([s.tbot for s in rows])
@@ -827,9 +909,12 @@ def report_act(ctx: Context, res: Results) -> None:
                 "own_overhead_ms": {"median": own.median * 1000, "p90": own.p90 * 1000},
                 "samples_ms": [{"step": s.step * 1000, "tbot": s.tbot * 1000} for s in rows],
             }
-        healthy = statistics.median(s.step for s in res.samples[mode.key]["healthy"])
-        hang = statistics.median(s.step for s in res.samples[mode.key]["hang"])
-        added = (hang - healthy) * 1000
+        res.figures["act"][mode.key] = figures
+        if mode.skip_hang:
+            continue
+        # Paired: the healthy and the never-answering run of a round ran back to back.
+        pairs = zip(res.samples[mode.key]["healthy"], res.samples[mode.key]["hang"], strict=True)
+        added = statistics.median(hang.step - healthy.step for healthy, hang in pairs) * 1000
         mark = f"<= {HANG_TARGET_MS:.0f}  "
         if mode.gated:
             mark += verdict(added, HANG_TARGET_MS)
@@ -838,11 +923,10 @@ def report_act(ctx: Context, res: Results) -> None:
         else:
             mark += "(informational)"
         add(
-            f"    the never-answering endpoint adds {added:+.0f} ms over the healthy one "
-            f"(median step times)  target {mark}"
+            f"    the never-answering endpoint adds {added:+.1f} ms over the healthy one "
+            f"(median of per-round differences in step time)  target {mark}"
         )
         figures["hang_adds_ms"] = added
-        res.figures["act"][mode.key] = figures
     paths = {p["action_path"] for p in res.probes[ctx.modes[0].key].values()}
     if len(paths) > 1:
         add()
@@ -862,8 +946,8 @@ def report_breakdown(ctx: Context, res: Results) -> None:
     floor = res.floor
     add("== Where the own overhead goes (ms, medians; the step also run directly, outside act) ==")
     add(
-        f"   interpreter alone ({ctx.python} -S -s -c pass): {ms(floor.bare)} ms; with site "
-        f"(-s -c pass): {ms(floor.site)} ms, i.e. {ms(floor.pth)} ms for this host's "
+        f"   interpreter alone ({ctx.python} -I -S -c pass): {ms(floor.bare)} ms; with site "
+        f"(-I -c pass): {ms(floor.site)} ms, i.e. {ms(floor.pth)} ms for this host's "
         "site-packages .pth files"
     )
     res.figures["startup_ms"] = {"bare": floor.bare * 1000, "with_site": floor.site * 1000}
@@ -873,41 +957,37 @@ def report_breakdown(ctx: Context, res: Results) -> None:
         if not mode.gated:
             continue
         add(f"[{number}] {mode.label}")
-        add(f"    {'':<58}" + "".join(f"{c.label:>24}" for c in shown))
         rows: dict[str, list[str]] = {}
         res.figures["breakdown"][mode.key] = {}
         for case in shown:
             d = res.direct[mode.key][case.key]
-            if d.python_wall is None or d.launch_wall is None or d.tbot is None:
+            w = d.walls
+            if w is None:
                 raise BenchError(f"no direct runs for {mode.key}/{case.key}")
             own_act = statistics.median(s.own for s in res.samples[mode.key][case.key])
-            launch_cost = d.launch_wall - d.python_wall
-            python_own = d.python_wall - d.tbot
-            imports = d.profile.action_us / 1e6
             parts = {
-                "act's composite-step machinery (remainder, +- noise)": (
-                    own_act - launch_cost - python_own
-                ),
-                "src/launch in bash (sha256sum, bundle check)": launch_cost,
-                "interpreter start-up (-S -s -c pass)": floor.bare,
+                "act's composite-step machinery (own through act - own direct)": own_act - w.own,
+                "src/launch in bash (with a no-op interpreter)": w.launch_cost,
+                "interpreter start-up (python -I -S -c pass)": floor.bare,
                 "site: this host's site-packages .pth files": floor.pth,
-                "the action's imports (-X importtime after runpy; inflated)": imports,
+                "the action's imports (python -I -c 'import ...' - '... pass')": w.imports,
                 "the action's work (config, 2 tbot spawns, outputs; remainder)": (
-                    python_own - floor.site - imports
+                    w.own - w.launch_cost - floor.site - w.imports
                 ),
                 "= own overhead through act": own_act,
             }
             for label, value in parts.items():
                 rows.setdefault(label, []).append(f"{ms(value):>24}")
             res.figures["breakdown"][mode.key][case.key] = {
-                "python_wall_ms": d.python_wall * 1000,
-                "launch_wall_ms": d.launch_wall * 1000,
-                "tbot_ms": d.tbot * 1000,
-                "importtime_action_ms": imports * 1000,
+                "own_direct_ms": w.own * 1000,
+                "tbot_ms": w.tbot * 1000,
+                "importtime_action_ms": d.profile.action_us / 1000,
                 "parts_ms": {k: v * 1000 for k, v in parts.items()},
             }
+        width = max(len(label) for label in rows) + 1
+        add(f"    {'':<{width}}" + "".join(f"{c.label:>24}" for c in shown))
         for label, cells in rows.items():
-            add(f"    {label:<58}{''.join(cells)}")
+            add(f"    {label:<{width}}{''.join(cells)}")
 
 
 def import_lines(prof: ImportProfile, title: str) -> list[str]:
@@ -926,28 +1006,25 @@ def import_lines(prof: ImportProfile, title: str) -> list[str]:
 def report_imports(ctx: Context, res: Results) -> None:
     add = res.add
     add(
-        "== Import time of the Python step (python -X importtime -s -m teleport_auth, run "
-        f"directly; median of {IMPORTTIME_RUNS}) =="
+        "== Import time of the Python step (-X importtime; src/launch run directly with "
+        f"TELEPORT_AUTH_PYTHON adding it; median of {IMPORTTIME_RUNS}) =="
     )
     add(
-        "   start-up = imports before runpy (encodings, site and what this host's .pth files "
+        "   start-up = imports up to site (encodings, site and what this host's .pth files "
         "import); action = all after"
     )
     add("   (indentation: nesting; the never-answering case imports what the healthy one does)")
     res.figures["importtime"] = {}
     for number, mode in enumerate(ctx.modes, 1):
         add(f"[{number}] {mode.label}")
-        add(
-            f"    {'case':<30} {'total':>7} {'start-up':>9} {'action':>7} "
-            f"{'process wall':>13}   (ms)"
-        )
+        add(f"    {'case':<30} {'total':>7} {'start-up':>9} {'action':>7} {'step wall':>10}   (ms)")
         res.figures["importtime"][mode.key] = {}
-        for case in CASES:
+        for case in cases_of(mode):
             prof = res.direct[mode.key][case.key].profile
             add(
                 f"    {case.label:<30} {prof.total_us / 1000:>7.1f} "
                 f"{prof.startup_us / 1000:>9.1f} {prof.action_us / 1000:>7.1f} "
-                f"{ms(prof.wall):>13}"
+                f"{ms(prof.wall):>10}"
             )
             res.figures["importtime"][mode.key][case.key] = {
                 "total_ms": prof.total_us / 1000,
@@ -1004,8 +1081,8 @@ def report_targets(res: Results, elapsed: float) -> None:
         over = target.value_ms - target.limit_ms
         add(
             f"    {'PASS' if target.passed else 'FAIL'}  {target.what}: "
-            f"{target.value_ms:.0f} ms (target <= {target.limit_ms:.0f} ms"
-            + ("" if target.passed else f", over by {over:.0f} ms")
+            f"{target.value_ms:.1f} ms (target <= {target.limit_ms:.0f} ms"
+            + ("" if target.passed else f", over by {over:.1f} ms")
             + ")"
         )
     missed = [t for t in res.targets if not t.passed]
@@ -1085,6 +1162,7 @@ def main(argv: list[str]) -> int:
             python_version=interpreter_version(python),
             work=work,
             bin_dir=work / "bin",
+            pythons=install_pythons(work / "pythons", python),
             runs=runs,
             modes=tuple(m for m in MODES if m.key in wanted),
         )
@@ -1098,7 +1176,7 @@ def main(argv: list[str]) -> int:
             if collector is not None:
                 ctx.urls["healthy"], ctx.healthy_kind = collector, "teleport_auth.collector"
                 try:  # one direct opted-in run: does the collector confirm the event?
-                    direct_run(ctx, ctx.modes[0], CASES[1], [python, "-s", "-m", "teleport_auth"])
+                    direct_run(ctx, ctx.modes[0], CASES[1])
                 except BenchError as exc:
                     say(f"the collector did not confirm an event, using FaultServer('ok'): {exc}")
                     collector = None

@@ -1,9 +1,10 @@
-"""What the launcher runs: ``python3 -I -X utf8 src/run_action.py``.
+"""What the launcher runs: ``python3 -I -S -X utf8 src/run_action.py``.
 
 ``-I`` isolates the step from the job: the working directory (the job's
 checkout, where a stray ``yaml.py`` would otherwise shadow our modules),
-PYTHON* variables and user site-packages are all ignored. The action's own
-paths are put first here instead: the vendored packages, then its source.
+PYTHON* variables and user site-packages are all ignored; ``-S`` leaves out
+site-packages too. The action's own paths are put first here instead: the
+vendored packages, then its source; the rest is the standard library.
 """
 
 import os

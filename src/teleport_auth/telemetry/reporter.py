@@ -16,8 +16,10 @@ from teleport_auth.telemetry.endpoint import EndpointRejected, endpoint_host, re
 from teleport_auth.telemetry.event import build_event, event_as_dict
 from teleport_auth.telemetry.sender import Submission, describe_failure
 
-# How long the step may wait for the submission once tbot has exited.
-GRACE_SECONDS = 1.0
+# How long the step may wait for the submission once tbot has exited. The
+# promise is "at most 1 s added"; the rest of that second is left for the
+# step's own exit, so a hung endpoint stays within it (benchmarks/step_time.py).
+GRACE_SECONDS = 0.9
 
 
 class Reporter:
