@@ -263,12 +263,19 @@ class ImportProfile:
 
     @property
     def startup_us(self) -> int:
-        """Top-level imports up to site: the interpreter's start-up and site (.pth files)."""
+        """The interpreter's own top-level imports before src/run_action.py's first (runpy).
+
+        With site (a plain ``python``), up to and including site and its .pth files.
+        """
         top = [e for e in self.entries if e.depth == 0]
         names = [e.name for e in top]
-        if "site" not in names:
+        if "site" in names:
+            cut = names.index("site") + 1
+        elif "runpy" in names:
+            cut = names.index("runpy")
+        else:
             return 0
-        return sum(e.cumulative_us for e in top[: names.index("site") + 1])
+        return sum(e.cumulative_us for e in top[:cut])
 
     @property
     def total_us(self) -> int:
@@ -684,7 +691,7 @@ class Walls:
     own: float  # src/launch with the real interpreter, minus the time inside tbot
     tbot: float
     launch_cost: float  # src/launch with a no-op interpreter: bash, sha256sum, checks
-    imports: float  # python -I -c "<the step's imports>" minus python -I -c pass
+    imports: float  # python -I -S -c "<the step's imports>" minus python -I -S -c pass
 
 
 @dataclass
@@ -718,7 +725,8 @@ def direct_measurements(ctx: Context) -> dict[str, dict[str, Direct]]:
       an interpreter that does nothing, for the breakdown of the own overhead.
     """
     results: dict[str, dict[str, Direct]] = {}
-    nothing = [ctx.python, "-I", "-c", "pass"]
+    # As the step runs (src/launch): isolated and without site.
+    nothing = [ctx.python, "-I", "-S", "-c", "pass"]
     for mode in ctx.modes:
         results[mode.key] = {}
         for case in cases_of(mode):
@@ -733,6 +741,7 @@ def direct_measurements(ctx: Context) -> dict[str, dict[str, Direct]]:
                 imports = [
                     ctx.python,
                     "-I",
+                    "-S",
                     "-c",
                     import_code(ctx.workspaces[mode.key].path, mode, case),
                 ]
@@ -946,9 +955,9 @@ def report_breakdown(ctx: Context, res: Results) -> None:
     floor = res.floor
     add("== Where the own overhead goes (ms, medians; the step also run directly, outside act) ==")
     add(
-        f"   interpreter alone ({ctx.python} -I -S -c pass): {ms(floor.bare)} ms; with site "
-        f"(-I -c pass): {ms(floor.site)} ms, i.e. {ms(floor.pth)} ms for this host's "
-        "site-packages .pth files"
+        f"   interpreter alone ({ctx.python} -I -S -c pass, as the step runs it): "
+        f"{ms(floor.bare)} ms; with site (-I -c pass): {ms(floor.site)} ms, i.e. -S saves "
+        f"{ms(floor.pth)} ms of this host's site-packages .pth files"
     )
     res.figures["startup_ms"] = {"bare": floor.bare * 1000, "with_site": floor.site * 1000}
     res.figures["breakdown"] = {}
@@ -969,10 +978,9 @@ def report_breakdown(ctx: Context, res: Results) -> None:
                 "act's composite-step machinery (own through act - own direct)": own_act - w.own,
                 "src/launch in bash (with a no-op interpreter)": w.launch_cost,
                 "interpreter start-up (python -I -S -c pass)": floor.bare,
-                "site: this host's site-packages .pth files": floor.pth,
-                "the action's imports (python -I -c 'import ...' - '... pass')": w.imports,
+                "the action's imports (python -I -S -c 'import ...' - '... pass')": w.imports,
                 "the action's work (config, 2 tbot spawns, outputs; remainder)": (
-                    w.own - w.launch_cost - floor.site - w.imports
+                    w.own - w.launch_cost - floor.bare - w.imports
                 ),
                 "= own overhead through act": own_act,
             }
@@ -1010,8 +1018,8 @@ def report_imports(ctx: Context, res: Results) -> None:
         f"TELEPORT_AUTH_PYTHON adding it; median of {IMPORTTIME_RUNS}) =="
     )
     add(
-        "   start-up = imports up to site (encodings, site and what this host's .pth files "
-        "import); action = all after"
+        "   start-up = the interpreter's own imports (encodings, io, ...) before "
+        "src/run_action.py's; action = all after"
     )
     add("   (indentation: nesting; the never-answering case imports what the healthy one does)")
     res.figures["importtime"] = {}
