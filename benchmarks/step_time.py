@@ -38,7 +38,6 @@ import os
 import platform
 import shlex
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -61,6 +60,7 @@ from act_harness import (  # noqa: E402
     act_binary,
     prepare_workspace,
     run_act,
+    start_collector,
 )
 from fault_server import FaultServer  # noqa: E402
 
@@ -409,39 +409,15 @@ def make_workspace(ctx: Context, mode: Mode) -> Workspace:
     return ws
 
 
-def start_collector(work: Path, stack: contextlib.ExitStack) -> str | None:
+def start_healthy_collector(work: Path, stack: contextlib.ExitStack) -> str | None:
     """The collector as a user runs it, in its own process; None if it does not come up."""
-    port_file = work / "collector.port"
-    log = (work / "collector.log").open("wb")
-    stack.callback(log.close)
-    env = dict(os.environ, PYTHONPATH=f"{REPO / '_vendor'}{os.pathsep}{REPO / 'src'}")
-    process = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "teleport_auth.collector", "--port", "0", "--quiet"),
-            *("--port-file", str(port_file), "--output", str(work / "events.jsonl")),
-        ],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-
-    def stop() -> None:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-    stack.callback(stop)
-    deadline = time.monotonic() + 20
-    while not (port_file.exists() and port_file.read_text().strip()):
-        if process.poll() is not None or time.monotonic() > deadline:
-            return None
-        time.sleep(0.05)
-    return f"http://127.0.0.1:{port_file.read_text().strip()}"
+    log = stack.enter_context((work / "collector.log").open("wb"))
+    try:
+        collector = start_collector(work, output=log)
+    except RuntimeError:
+        return None
+    stack.callback(collector.stop)
+    return collector.url
 
 
 def start_fault_server(mode: str, stack: contextlib.ExitStack) -> str:
@@ -1180,7 +1156,7 @@ def main(argv: list[str]) -> int:
         say(f"work directory {work}; workspaces ready")
         with contextlib.ExitStack() as stack:
             ctx.urls["hang"] = start_fault_server("hang", stack)
-            collector = start_collector(work, stack)
+            collector = start_healthy_collector(work, stack)
             if collector is not None:
                 ctx.urls["healthy"], ctx.healthy_kind = collector, "teleport_auth.collector"
                 try:  # one direct opted-in run: does the collector confirm the event?

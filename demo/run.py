@@ -8,47 +8,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from act_harness import prepare_workspace, run_act  # noqa: E402
+from act_harness import prepare_workspace, run_act, start_collector  # noqa: E402
 from standin.install import install_standin  # noqa: E402
-
-
-def start_collector(work: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
-    port_file = work / "collector.port"
-    events = work / "events.jsonl"
-    env = dict(os.environ, PYTHONPATH=f"{REPO / '_vendor'}{os.pathsep}{REPO / 'src'}")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "teleport_auth.collector",
-            "--port",
-            "0",
-            "--port-file",
-            str(port_file),
-            "--output",
-            str(events),
-            "--quiet",
-        ],
-        env=env,
-    )
-    deadline = time.monotonic() + 20
-    while not (port_file.exists() and port_file.read_text().strip()):
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit("demo: the collector did not start")
-        time.sleep(0.05)
-    return process, f"http://127.0.0.1:{port_file.read_text().strip()}", events
 
 
 def main(argv: list[str]) -> int:
@@ -62,8 +31,8 @@ def main(argv: list[str]) -> int:
     workspace = prepare_workspace(work / "workspace")
     bin_dir = work / "bin"
     install_standin(bin_dir)
-    collector, url, events_path = start_collector(work)
-    print(f"demo: collector listening on {url}", flush=True)
+    collector = start_collector(work)
+    url = collector.url
     try:
         print(
             f"demo: act -P ubuntu-latest=-self-hosted workflow_dispatch "
@@ -78,8 +47,7 @@ def main(argv: list[str]) -> int:
         )
         print(run.log)
     finally:
-        collector.send_signal(signal.SIGTERM)
-        collector.wait(timeout=10)
+        collector.stop()
 
     print("=" * 72)
     print("Outputs the action set:")
@@ -88,10 +56,10 @@ def main(argv: list[str]) -> int:
     print("Environment for later steps:")
     for name, value in run.reported("env").items():
         print(f"  {name} = {value}")
-    events = events_path.read_text().splitlines() if events_path.exists() else []
+    events = collector.events()
     print(f"Events the collector received: {len(events)}")
-    for line in events:
-        print(json.dumps(json.loads(line), indent=2))
+    for event in events:
+        print(json.dumps(event, indent=2))
     if args.telemetry == "off" and not events:
         print("  (telemetry off: nothing was sent, as promised)")
     verdict = "succeeded" if run.succeeded else "FAILED"

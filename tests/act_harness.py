@@ -11,14 +11,18 @@ the _vendor/ bundle) plus the demo workflow.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_WORKFLOW = REPO / "demo" / "workflow.yml"
@@ -142,3 +146,51 @@ def run_act(
         check=False,
     )
     return ActRun(done.returncode, done.stdout + done.stderr)
+
+
+@dataclass
+class CollectorProcess:
+    """The collector as a user runs it: its own process, on 127.0.0.1, a free port."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    events_path: Path
+
+    def events(self) -> list[dict[str, Any]]:
+        if not self.events_path.exists():
+            return []
+        return [json.loads(line) for line in self.events_path.read_text().splitlines()]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_collector(work: Path, *, output: IO[bytes] | int | None = None) -> CollectorProcess:
+    """Start ``python -m teleport_auth.collector --port 0`` and wait (bounded) for its port."""
+    port_file = work / "collector.port"
+    events = work / "events.jsonl"
+    env = dict(os.environ, PYTHONPATH=f"{REPO / '_vendor'}{os.pathsep}{REPO / 'src'}")
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "teleport_auth.collector", "--host", "127.0.0.1"),
+            *("--port", "0", "--port-file", str(port_file), "--output", str(events), "--quiet"),
+        ],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=output,
+        stderr=subprocess.STDOUT if output is not None else None,
+    )
+    deadline = time.monotonic() + 20
+    while not (port_file.exists() and port_file.read_text().strip()):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            process.wait()
+            raise RuntimeError("the collector did not start")
+        time.sleep(0.05)
+    return CollectorProcess(process, f"http://127.0.0.1:{port_file.read_text().strip()}", events)

@@ -3,35 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from act_harness import REPO, ActRun, prepare_workspace, run_act
+from act_harness import ActRun, CollectorProcess, prepare_workspace, run_act, start_collector
 from fault_server import FaultServer
 from standin.install import install_standin
 from teleport_auth import __version__
 
 pytestmark = pytest.mark.act
-
-
-@dataclass
-class Collector:
-    url: str
-    events_path: Path
-
-    def events(self) -> list[dict[str, Any]]:
-        if not self.events_path.exists():
-            return []
-        return [json.loads(line) for line in self.events_path.read_text().splitlines()]
 
 
 @pytest.fixture(scope="module")
@@ -47,39 +31,12 @@ def bin_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def collector(tmp_path: Path) -> Iterator[Collector]:
-    """The collector as a user runs it: a separate process on 127.0.0.1, a free port."""
-    port_file = tmp_path / "collector.port"
-    events = tmp_path / "events.jsonl"
-    env = dict(os.environ, PYTHONPATH=f"{REPO / '_vendor'}{os.pathsep}{REPO / 'src'}")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "teleport_auth.collector",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--port-file",
-            str(port_file),
-            "--output",
-            str(events),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+def collector(tmp_path: Path) -> Iterator[CollectorProcess]:
+    running = start_collector(tmp_path, output=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 20
-        while not (port_file.exists() and port_file.read_text().strip()):
-            assert process.poll() is None, "collector exited early"
-            assert time.monotonic() < deadline, "collector did not start"
-            time.sleep(0.05)
-        yield Collector(f"http://127.0.0.1:{port_file.read_text().strip()}", events)
+        yield running
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=10)
+        running.stop()
 
 
 def records(path: Path) -> list[dict[str, Any]]:
@@ -103,7 +60,7 @@ def assert_authenticated(run: ActRun) -> None:
 
 
 def test_opted_in_run_delivers_exactly_one_event(
-    workspace: Path, bin_dir: Path, collector: Collector, tmp_path: Path
+    workspace: Path, bin_dir: Path, collector: CollectorProcess, tmp_path: Path
 ) -> None:
     record = tmp_path / "tbot-record.jsonl"
     run = run_act(
@@ -139,7 +96,9 @@ def test_opted_in_run_delivers_exactly_one_event(
     assert start["reported"] is False
 
 
-def test_opted_out_run_sends_nothing(workspace: Path, bin_dir: Path, collector: Collector) -> None:
+def test_opted_out_run_sends_nothing(
+    workspace: Path, bin_dir: Path, collector: CollectorProcess
+) -> None:
     run = run_act(
         workspace,
         bin_dir=bin_dir,
