@@ -180,6 +180,8 @@ def start_collector(work: Path, *, output: IO[bytes] | int | None = None) -> Col
         [
             *(sys.executable, "-m", "teleport_auth.collector", "--host", "127.0.0.1"),
             *("--port", "0", "--port-file", str(port_file), "--output", str(events), "--quiet"),
+            # Stops by itself even if whoever started it dies first.
+            *("--exit-after", "900"),
         ],
         env=env,
         stdin=subprocess.DEVNULL,

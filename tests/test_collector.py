@@ -741,6 +741,15 @@ def test_cli_serves_and_stops_cleanly(tmp_path: Path, sig: signal.Signals) -> No
     assert [r["distinct_id"] for r in jsonl(output)] == ["cli-1", "cli-2"]
 
 
+def test_cli_exit_after_stops_by_itself(tmp_path: Path) -> None:
+    proc, port, output = start_cli(tmp_path, "--exit-after", "1")
+    assert post(port, make_request("ea-1").SerializeToString()).status == 200
+    out, err = proc.communicate(timeout=10)  # no signal: it ends on its own
+    assert proc.returncode == 0, err
+    assert out.splitlines()[-1] == "collector stopped (1 events)"
+    assert [r["distinct_id"] for r in jsonl(output)] == ["ea-1"]
+
+
 def test_cli_kill_between_events_loses_nothing(tmp_path: Path) -> None:
     proc, port, output = start_cli(tmp_path, "--quiet")
     for i in range(2):

@@ -954,6 +954,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--port-file", metavar="PATH", help="write the bound port here once listening")
     p.add_argument("--quiet", action="store_true", help="no line per event")
+    p.add_argument(
+        "--exit-after",
+        type=float,
+        metavar="SECONDS",
+        help="stop by itself after this long (a safety net for scripts and tests)",
+    )
     return p
 
 
@@ -970,6 +976,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 0 <= args.port <= 65535:
         parser.error(f"--port must be 0-65535, not {args.port}")
+    if args.exit_after is not None and not args.exit_after > 0:
+        parser.error(f"--exit-after must be a positive number of seconds, not {args.exit_after}")
     api_key = None
     if args.posthog_host is not None:
         url = urlsplit(args.posthog_host)
@@ -1015,7 +1023,8 @@ def main(argv: list[str] | None = None) -> int:
                 collector._lines.err(f"collector: cannot write the port file: {exc}")
                 collector.stop()
                 return 1
-        while not stop:
+        deadline = None if args.exit_after is None else time.monotonic() + args.exit_after
+        while not stop and (deadline is None or time.monotonic() < deadline):
             time.sleep(0.1)
         collector.stop()
     finally:
