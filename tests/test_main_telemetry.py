@@ -35,6 +35,22 @@ def warnings(log: str) -> list[str]:
     return [line for line in log.splitlines() if line.startswith("::warning")]
 
 
+# Loose bound on the whole step: tbot (~0.1 s here) + at most 1 s of grace + slack
+# for a busy machine. The exact figure is held by benchmarks/step_time.py.
+LOOSE_STEP_SECONDS = 4.0
+
+
+def authenticated_with_one_warning(job: Job, code: int, log: str, elapsed: float) -> str:
+    """The job's outcome is unchanged by telemetry: one warning says what went wrong."""
+    assert code == 0, log
+    [warning] = warnings(log)
+    assert "Traceback" not in log
+    assert set(job.outputs) == {"identity-file", "ssh-config", "destination-dir"}
+    assert "TELEPORT_IDENTITY_FILE" in job.exported
+    assert elapsed < LOOSE_STEP_SECONDS, elapsed
+    return warning
+
+
 def test_event_received_and_decoded(job: Job, capsys: pytest.CaptureFixture[str]) -> None:
     with FaultServer("ok") as server:
         opt_in(job, server.url)
@@ -115,17 +131,9 @@ def test_faulty_endpoint_never_fails_the_job(
 ) -> None:
     with FaultServer(mode) as server:
         opt_in(job, server.url)
-        code, log, elapsed = run_step(capsys)
-    assert code == 0, log
-    [warning] = warnings(log)
+        warning = authenticated_with_one_warning(job, *run_step(capsys))
     assert named in warning
     assert "Authentication is not affected." in warning
-    assert "Traceback" not in log
-    assert set(job.outputs) == {"identity-file", "ssh-config", "destination-dir"}
-    assert "TELEPORT_IDENTITY_FILE" in job.exported
-    # Loose bound: tbot (~0.1 s here) + at most 1 s of grace + slack for a busy machine.
-    # The exact figure is held by benchmarks/step_time.py.
-    assert elapsed < 4.0, elapsed
 
 
 def test_refused_connection_and_one_retry(job: Job, capsys: pytest.CaptureFixture[str]) -> None:
@@ -133,11 +141,8 @@ def test_refused_connection_and_one_retry(job: Job, capsys: pytest.CaptureFixtur
 
     with held_refused_port() as port:
         opt_in(job, f"http://127.0.0.1:{port}")
-        code, log, elapsed = run_step(capsys)
-    assert code == 0, log
-    [warning] = warnings(log)
+        warning = authenticated_with_one_warning(job, *run_step(capsys))
     assert "unavailable" in warning
-    assert elapsed < 4.0
 
 
 def test_flaky_endpoint_is_retried_once(job: Job, capsys: pytest.CaptureFixture[str]) -> None:
@@ -160,21 +165,17 @@ def test_dns_failure(
 
     monkeypatch.setattr(socket, "getaddrinfo", no_dns)
     job.env["INPUT_ANONYMOUS_TELEMETRY"] = "true"  # the default https endpoint
-    code, log, elapsed = run_step(capsys)
-    assert code == 0, log
-    [warning] = warnings(log)
+    warning = authenticated_with_one_warning(job, *run_step(capsys))
     assert "unavailable" in warning
-    assert elapsed < 4.0
+    assert "DNS" in warning
 
 
 def test_tls_failure(job: Job, capsys: pytest.CaptureFixture[str]) -> None:
     with FaultServer("ok") as server:
         # https:// to a plain-HTTP server: the handshake fails.
         opt_in(job, server.url.replace("http://", "https://"))
-        code, log, _ = run_step(capsys)
-    assert code == 0, log
-    [warning] = warnings(log)
-    assert "TLS" in warning or "SSL" in warning
+        warning = authenticated_with_one_warning(job, *run_step(capsys))
+    assert "TLS failed" in warning
 
 
 @pytest.mark.parametrize(
@@ -186,9 +187,8 @@ def test_rejected_endpoint_warns_and_sends_nothing(
     job: Job, capsys: pytest.CaptureFixture[str], address: str
 ) -> None:
     opt_in(job, address)
-    code, log, _ = run_step(capsys)
-    assert code == 0, log
-    [warning] = warnings(log)
+    code, log, elapsed = run_step(capsys)
+    warning = authenticated_with_one_warning(job, code, log, elapsed)
     assert "TELEPORT_ANONYMOUS_TELEMETRY_ADDRESS" in warning
     assert "pw" not in warning
     assert "Anonymous telemetry event" not in log
