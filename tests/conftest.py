@@ -15,6 +15,23 @@ from standin.install import install_standin
 
 REPO = Path(__file__).resolve().parent.parent
 
+# What real tbot writes into an identity output's directory, each file 0600
+# (FACTS §2): the oracle for the stand-in's tests and the action's.
+TBOT_IDENTITY_FILES = frozenset(
+    {
+        "identity",
+        "key",
+        "key.pub",
+        "key-cert.pub",
+        "tlscert",
+        "teleport-host-ca.crt",
+        "teleport-user-ca.crt",
+        "teleport-database-ca.crt",
+    }
+)
+# ...and with ssh_config on (the default).
+TBOT_SSH_FILES = frozenset({"known_hosts", "ssh_config"})
+
 
 def parse_file_commands(text: str) -> dict[str, str]:
     """Parse the GITHUB_OUTPUT / GITHUB_ENV format: ``name<<DELIM\\nvalue\\nDELIM``."""

@@ -9,21 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, Job
+from conftest import REPO, TBOT_IDENTITY_FILES, TBOT_SSH_FILES, Job
 from teleport_auth.main import main
 
-IDENTITY_FILES = {
-    "identity",
-    "key",
-    "key.pub",
-    "key-cert.pub",
-    "tlscert",
-    "teleport-host-ca.crt",
-    "teleport-user-ca.crt",
-    "teleport-database-ca.crt",
-    "known_hosts",
-    "ssh_config",
-}
+IDENTITY_FILES = TBOT_IDENTITY_FILES | TBOT_SSH_FILES
 
 
 def run_step(capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:

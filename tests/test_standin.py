@@ -22,22 +22,14 @@ from typing import Any
 import pytest
 import yaml
 
+from conftest import TBOT_IDENTITY_FILES, TBOT_SSH_FILES
 from standin.install import TBOT_SCRIPT, install_standin
 from teleport_auth._proto.prehog.v1alpha import tbot_pb2
 
 TOKEN = "s3cr3t-join-token"
 PIN = "sha256:" + "ab" * 32
-IDENTITY_FILES = {
-    "identity",
-    "key",
-    "key.pub",
-    "key-cert.pub",
-    "tlscert",
-    "teleport-host-ca.crt",
-    "teleport-user-ca.crt",
-    "teleport-database-ca.crt",
-}
-SSH_FILES = {"known_hosts", "ssh_config"}
+IDENTITY_FILES = TBOT_IDENTITY_FILES
+SSH_FILES = TBOT_SSH_FILES
 TELEMETRY_DOCS = "https://goteleport.com/docs/reference/machine-id/telemetry/"
 HELPER = "gha:teleport-actions/auth"
 # Variables of the developer's shell that would change what the stand-in does.
