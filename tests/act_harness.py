@@ -57,9 +57,11 @@ def prepare_workspace(dest: Path, workflow: Path = DEMO_WORKFLOW) -> Path:
     shutil.copy2(workflow, workflows / "demo.yml")
     # act reads the git metadata (ref, sha) for the github context: one commit.
     git = ["git", "-C", str(dest), "-c", "user.name=act", "-c", "user.email=act@localhost"]
-    subprocess.run([*git, "init", "-q"], check=True)
-    subprocess.run([*git, "add", "-A"], check=True)
-    subprocess.run([*git, "commit", "-q", "--no-gpg-sign", "-m", "workspace"], check=True)
+    subprocess.run([*git, "init", "-q"], check=True, timeout=60)
+    subprocess.run([*git, "add", "-A"], check=True, timeout=60)
+    subprocess.run(
+        [*git, "commit", "-q", "--no-gpg-sign", "-m", "workspace"], check=True, timeout=60
+    )
     return dest
 
 
@@ -127,11 +129,16 @@ def run_act(
     cmd = [
         act_binary(), "workflow_dispatch",
         "-P", "ubuntu-latest=-self-hosted",
+        # No artifact/cache server (it binds a non-loopback address).
+        "--no-cache-server",
         "--input", f"anonymous-telemetry={telemetry}",
     ]  # fmt: skip
     for key, value in job_env.items():
         cmd += ["--env", f"{key}={value}"]
     process_env = dict(os.environ)
+    # act's version check queries the internet; and its cache stays with the run.
+    process_env["ACT_DISABLE_VERSION_CHECK"] = "1"
+    process_env["XDG_CACHE_HOME"] = str(workspace.parent / ".act-cache")
     # The self-hosted "runner" is this host: the job finds tbot on act's own PATH.
     process_env["PATH"] = f"{bin_dir}{os.pathsep}{process_env.get('PATH', '')}"
     done = subprocess.run(

@@ -52,6 +52,18 @@ def parse_file_commands(text: str) -> dict[str, str]:
     return values
 
 
+def assert_token_only_in_add_mask(log: str) -> None:
+    """The join token is printed once, to register it as a secret; never anywhere else."""
+    token = os.environ.get("INPUT_TOKEN", "").strip()
+    if not token:
+        return
+    others = [line for line in log.splitlines() if token in line and line != f"::add-mask::{token}"]
+    assert others == []
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary and Path(summary).exists():
+        assert token not in Path(summary).read_text()
+
+
 @dataclass
 class Job:
     """One simulated job step: its environment and the runner's file commands."""
@@ -108,6 +120,8 @@ def job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Job:
         "ACTIONS_ID_TOKEN_REQUEST_URL": "http://127.0.0.1:9/token",
         "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "request-token",
         "STANDIN_TBOT_RECORD": str(tmp_path / "tbot-record.jsonl"),
+        # Should a test opt in by mistake, nothing leaves the machine (port 9: refused).
+        "TELEPORT_ANONYMOUS_TELEMETRY_ADDRESS": "http://127.0.0.1:9",
         "INPUT_PROXY": "tele.example.com:443",
         "INPUT_TOKEN": "gha-bot-token",
         **files,

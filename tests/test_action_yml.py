@@ -61,6 +61,7 @@ def test_non_linux_runners_fail_fast(runner_os: str) -> None:
         capture_output=True,
         text=True,
         check=False,
+        timeout=60,
     )
     assert done.returncode == 1
     assert done.stdout.startswith("::error::teleport-actions/auth runs on Linux runners only")

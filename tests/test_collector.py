@@ -694,8 +694,23 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
+_STARTED: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_collector_outlives_its_test() -> Iterator[None]:
+    yield
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
 def start_cli(tmp_path: Path, *args: str, **env: str) -> tuple[subprocess.Popen[str], int, Path]:
     port_file, output = tmp_path / "port", tmp_path / "events.jsonl"
+    # A safety net even if pytest itself dies: the collector stops by itself.
+    safety = [] if "--exit-after" in args else ["--exit-after", "120"]
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -705,6 +720,7 @@ def start_cli(tmp_path: Path, *args: str, **env: str) -> tuple[subprocess.Popen[
             str(output),
             "--port-file",
             str(port_file),
+            *safety,
             *args,
         ],
         cwd=tmp_path,
@@ -714,6 +730,7 @@ def start_cli(tmp_path: Path, *args: str, **env: str) -> tuple[subprocess.Popen[
         text=True,
         encoding="utf-8",
     )
+    _STARTED.append(proc)
     deadline = time.monotonic() + 10
     while not port_file.exists():
         if proc.poll() is not None or time.monotonic() > deadline:

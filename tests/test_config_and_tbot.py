@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import stat
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ def inputs(**overrides: Any) -> Inputs:
 
 
 # The original TypeScript action's config for proxy tele.example.com:443, token t (FACTS §1).
-ORIGINAL = {
+ORIGINAL: dict[str, Any] = {
     "version": "v2",
     "proxy_server": "tele.example.com:443",
     "oneshot": True,
@@ -63,9 +64,12 @@ def test_config_optional_fields() -> None:
     assert config["certificate_ttl"] == "1h30m"
     assert config["onboarding"]["ca_pins"] == [pin]
     assert config["outputs"][0]["allow_reissue"] is True
-    # Only what differs from the original was added.
-    rest = {k: v for k, v in config.items() if k != "certificate_ttl"}
-    assert rest["proxy_server"] == ORIGINAL["proxy_server"]
+    # Only those three additions differ from the original's config.
+    expected = copy.deepcopy(ORIGINAL)
+    expected["certificate_ttl"] = "1h30m"
+    expected["onboarding"]["ca_pins"] = [pin]
+    expected["outputs"][0]["allow_reissue"] = True
+    assert yaml.safe_load(to_yaml(config)) == expected
 
 
 def test_allow_reissue_absent_when_false() -> None:

@@ -93,7 +93,12 @@ def test_old_python_gets_a_clear_error(job: Job) -> None:
     )
     env = job.env | {"PYTHONPATH": f"{BUNDLE}{os.pathsep}{REPO / 'src'}"}
     done = subprocess.run(
-        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=False
+        [sys.executable, "-c", probe],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
     )
     assert done.returncode == 1
     assert done.stdout.startswith("::error::teleport-actions/auth needs Python 3.10 or newer")

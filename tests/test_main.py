@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import stat
 import subprocess
 import sys
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, TBOT_IDENTITY_FILES, TBOT_SSH_FILES, Job
+from conftest import REPO, TBOT_IDENTITY_FILES, TBOT_SSH_FILES, Job, assert_token_only_in_add_mask
 from teleport_auth.main import main
 
 IDENTITY_FILES = TBOT_IDENTITY_FILES | TBOT_SSH_FILES
@@ -18,7 +19,9 @@ IDENTITY_FILES = TBOT_IDENTITY_FILES | TBOT_SSH_FILES
 def run_step(capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     code = main([])
     captured = capsys.readouterr()
-    return code, captured.out + captured.err
+    log = captured.out + captured.err
+    assert_token_only_in_add_mask(log)
+    return code, log
 
 
 def errors(log: str) -> list[str]:
@@ -78,6 +81,8 @@ def test_tbot_invocation_and_environment(job: Job, capsys: pytest.CaptureFixture
     assert code == 0, log
     version_call, start_call = job.records
     assert version_call["argv"][-1] == "version"
+    assert not [key for key in version_call["env_keys"] if key.startswith("INPUT_")]
+    assert version_call["env"]["TELEPORT_PROXY"] is None
     assert start_call["argv"][-3:-1] == ["start", "-c"]
     assert start_call["argv"][-1].endswith("/bot-config.yaml")
     seen = start_call["env"]
@@ -224,6 +229,28 @@ def test_tbot_failure_is_reported_with_its_exit_code(
     assert job.outputs == {}
     assert job.exported == {}
     assert "Teleport auth failed" in job.summary
+    # The config (it holds the token) is gone on the failure path too.
+    assert list(Path(job.env["RUNNER_TEMP"]).rglob("bot-config.yaml")) == []
+
+
+def test_tbot_output_cannot_issue_workflow_commands(
+    job: Job, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A line of tbot's that looks like a workflow command stays inert: it comes
+    # after stop-commands with an unguessable token, and before the resume.
+    job.env["STANDIN_TBOT_FAIL"] = "denied\n::error::injected by tbot output"
+    code, log = run_step(capsys)
+    assert code == 1
+    lines = log.splitlines()
+    [stop] = [i for i, line in enumerate(lines) if line.startswith("::stop-commands::")]
+    token = lines[stop].removeprefix("::stop-commands::")
+    assert re.fullmatch(r"[0-9a-f]{32}", token)
+    [resume] = [i for i, line in enumerate(lines) if line == f"::{token}::"]
+    [injected] = [i for i, line in enumerate(lines) if line == "::error::injected by tbot output"]
+    assert stop < injected < resume
+    # The step's own error comes after the resume, so it counts.
+    [own] = [i for i, line in enumerate(lines) if line.startswith("::error::tbot failed")]
+    assert own > resume
 
 
 def test_missing_id_token_permission(job: Job, capsys: pytest.CaptureFixture[str]) -> None:
@@ -275,6 +302,7 @@ def test_opted_out_run_imports_no_telemetry_stack(job: Job) -> None:
         capture_output=True,
         text=True,
         check=False,
+        timeout=60,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "LOADED []" in done.stdout.splitlines()
@@ -291,6 +319,7 @@ def test_opted_in_run_does_load_it(job: Job) -> None:
         capture_output=True,
         text=True,
         check=False,
+        timeout=60,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     loaded = next(line for line in done.stdout.splitlines() if line.startswith("LOADED"))
@@ -368,7 +397,12 @@ def test_partial_bundle_is_a_clear_error(job: Job) -> None:
     )
     env = job.env | {"PYTHONPATH": str(REPO / "src")}
     done = subprocess.run(
-        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=False
+        [sys.executable, "-c", probe],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
     )
     assert done.returncode == 1
     assert done.stdout.startswith("::error::teleport-actions/auth could not load its runtime")

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Job
+from conftest import Job, assert_token_only_in_add_mask
 from fault_server import FaultServer
 from teleport_auth import __version__
 from teleport_auth._proto.prehog.v1alpha import tbot_pb2
 from teleport_auth.main import main
+from teleport_auth.telemetry.sender import Outcome, Submission
 
 pytestmark = pytest.mark.allow_hosts(["127.0.0.1"])
 
@@ -28,7 +29,9 @@ def run_step(capsys: pytest.CaptureFixture[str]) -> tuple[int, str, float]:
     code = main([])
     elapsed = time.monotonic() - started
     captured = capsys.readouterr()
-    return code, captured.out + captured.err, elapsed
+    log = captured.out + captured.err
+    assert_token_only_in_add_mask(log)
+    return code, log, elapsed
 
 
 def warnings(log: str) -> list[str]:
@@ -136,7 +139,7 @@ def test_faulty_endpoint_never_fails_the_job(
     assert "Authentication is not affected." in warning
 
 
-def test_refused_connection_and_one_retry(job: Job, capsys: pytest.CaptureFixture[str]) -> None:
+def test_refused_connection(job: Job, capsys: pytest.CaptureFixture[str]) -> None:
     from fault_server import held_refused_port
 
     with held_refused_port() as port:
@@ -164,7 +167,8 @@ def test_dns_failure(
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
     monkeypatch.setattr(socket, "getaddrinfo", no_dns)
-    job.env["INPUT_ANONYMOUS_TELEMETRY"] = "true"  # the default https endpoint
+    job.env["INPUT_ANONYMOUS_TELEMETRY"] = "true"
+    del job.env["TELEPORT_ANONYMOUS_TELEMETRY_ADDRESS"]  # the default https endpoint
     warning = authenticated_with_one_warning(job, *run_step(capsys))
     assert "unavailable" in warning
     assert "DNS" in warning
@@ -196,18 +200,25 @@ def test_rejected_endpoint_warns_and_sends_nothing(
 
 
 def test_failed_tbot_sends_nothing_after_the_fact(
-    job: Job, capsys: pytest.CaptureFixture[str]
+    job: Job, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The endpoint holds its `unavailable` answer until tbot has failed and the
-    # step is over: the retry that answer would allow must never happen.
+    # step starts its grace wait: the retry that answer would allow must not happen.
     job.env["STANDIN_TBOT_FAIL"] = "access denied"
     gate = threading.Event()
+    real_wait = Submission.wait
+
+    def wait_releasing_the_answer(self: Submission, timeout: float) -> Outcome:
+        gate.set()
+        return real_wait(self, timeout)
+
+    monkeypatch.setattr(Submission, "wait", wait_releasing_the_answer)
     with FaultServer("unavailable", gate=gate) as server:
         opt_in(job, server.url)
         code, log, _ = run_step(capsys)
         assert code == 1
         assert "tbot failed with exit code 1: access denied" in log
-        gate.set()
+        assert gate.is_set()
         for thread in threading.enumerate():
             if thread.name == "telemetry-submission":
                 thread.join(timeout=5)

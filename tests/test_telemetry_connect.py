@@ -165,6 +165,8 @@ def test_session_and_machine_state_do_not_leak_into_the_request(
 def test_connect_timeout_header(session: requests.Session, timeout: float, header: str) -> None:
     with FaultServer("ok") as server:
         _call(session, server.url, timeout=timeout)
+        # With a 0.1 ms timeout the client gives up before the server has recorded it.
+        assert server.wait_for_requests(1)
         (received,) = server.requests
     assert received.header("connect-timeout-ms") == header
 

@@ -723,6 +723,18 @@ def start_telemetry(
         "tbot/anonymous_telemetry.go:86",
     )
     base = env.get("TELEPORT_ANONYMOUS_TELEMETRY_ADDRESS") or DEFAULT_REPORTING_URL
+    # A test tool never talks to the real reporting service: loopback only.
+    import urllib.parse
+
+    host = urllib.parse.urlsplit(base).hostname or ""
+    if host not in ("localhost", "127.0.0.1", "::1"):
+        console.warn(
+            "TBOT",
+            "Failed to send anonymous telemetry.",
+            "tbot/main.go:412",
+            error="the stand-in reports to loopback addresses only",
+        )
+        return state
     try:
         body = build_event(cfg, version, env)
     except ImportError as exc:
