@@ -84,15 +84,11 @@ def test_launch_without_python(job: Job) -> None:
     assert job.records == []
 
 
-def test_old_python_gets_a_clear_error(job: Job) -> None:
-    # The version gate runs before anything else is imported; simulate 3.9.
-    probe = (
-        "import runpy, sys\n"
-        "sys.version_info = (3, 9, 18, 'final', 0)\n"
-        "runpy.run_module('teleport_auth', run_name='__main__')\n"
-    )
-    env = job.env | {"PYTHONPATH": f"{BUNDLE}{os.pathsep}{REPO / 'src'}"}
-    done = subprocess.run(
+def run_entry_point(job: Job, setup: str, *paths: Path) -> subprocess.CompletedProcess[str]:
+    """``python -m teleport_auth`` in a fresh interpreter, after ``setup`` bends its world."""
+    probe = f"import runpy, sys\n{setup}\nrunpy.run_module('teleport_auth', run_name='__main__')\n"
+    env = job.env | {"PYTHONPATH": os.pathsep.join(str(p) for p in paths)}
+    return subprocess.run(
         [sys.executable, "-c", probe],
         env=env,
         capture_output=True,
@@ -100,9 +96,24 @@ def test_old_python_gets_a_clear_error(job: Job) -> None:
         check=False,
         timeout=60,
     )
+
+
+def test_old_python_gets_a_clear_error(job: Job) -> None:
+    # The version gate runs before anything else is imported; simulate 3.9.
+    done = run_entry_point(job, "sys.version_info = (3, 9, 18, 'final', 0)", BUNDLE, REPO / "src")
     assert done.returncode == 1
     assert done.stdout.startswith("::error::teleport-actions/auth needs Python 3.10 or newer")
     assert "3.9.18" in done.stdout
+    assert "Traceback" not in done.stderr
+    assert job.records == []
+
+
+def test_partial_bundle_is_a_clear_error(job: Job) -> None:
+    # As if _vendor/yaml were missing: the import fails before main() runs.
+    done = run_entry_point(job, "sys.modules['yaml'] = None", REPO / "src")
+    assert done.returncode == 1
+    assert done.stdout.startswith("::error::teleport-actions/auth could not load its runtime")
+    assert "_vendor/ bundle is incomplete" in done.stdout
     assert "Traceback" not in done.stderr
     assert job.records == []
 

@@ -386,25 +386,3 @@ def test_broken_telemetry_never_fails_the_job(
     assert "RuntimeError: telemetry bug" in warning
     assert "Authentication is not affected." in warning
     assert "TELEPORT_IDENTITY_FILE" in job.exported
-
-
-def test_partial_bundle_is_a_clear_error(job: Job) -> None:
-    # As if _vendor/yaml were missing: the import fails before main() runs.
-    probe = (
-        "import runpy, sys\n"
-        "sys.modules['yaml'] = None\n"
-        "runpy.run_module('teleport_auth', run_name='__main__')\n"
-    )
-    env = job.env | {"PYTHONPATH": str(REPO / "src")}
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    assert done.returncode == 1
-    assert done.stdout.startswith("::error::teleport-actions/auth could not load its runtime")
-    assert "_vendor/ bundle is incomplete" in done.stdout
-    assert "Traceback" not in done.stderr

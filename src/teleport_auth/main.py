@@ -40,12 +40,7 @@ def _mask_user_values(env: Mapping[str, str]) -> None:
             gha.add_mask(value)
 
 
-def _runner_temp(env: Mapping[str, str]) -> Path:
-    return Path(env.get("RUNNER_TEMP") or tempfile.gettempdir())
-
-
-def _publish(inputs: Inputs, destination: Path) -> None:
-    identity = destination / OUTPUT_FILES["identity-file"]
+def _publish(inputs: Inputs, destination: Path, identity: Path) -> None:
     gha.set_output("identity-file", str(identity))
     gha.set_output("ssh-config", str(destination / OUTPUT_FILES["ssh-config"]))
     gha.set_output("destination-dir", str(destination))
@@ -97,7 +92,7 @@ def _preflight(env: Mapping[str, str], inputs: Inputs) -> Path:
             raise ActionFailure(
                 f"{name} is not set: this step must run in a GitHub Actions job (or under act)."
             )
-    temp = _runner_temp(env)
+    temp = Path(env.get("RUNNER_TEMP") or tempfile.gettempdir())
     if not temp.is_dir():
         raise ActionFailure(f"RUNNER_TEMP ({temp}) does not exist or is not a directory.")
     return temp
@@ -156,14 +151,15 @@ def run(env: MutableMapping[str, str]) -> int:
             "`permissions: id-token: write`.",
         )
 
-    _publish(inputs, destination)
-    gha.info(f"Identity written to {destination / OUTPUT_FILES['identity-file']}.")
+    identity = destination / OUTPUT_FILES["identity-file"]
+    _publish(inputs, destination, identity)
+    gha.info(f"Identity written to {identity}.")
     exported = "no (disable-env-vars)" if inputs.disable_env_vars else "yes"
     gha.append_summary(
         "### Teleport auth\n\n"
         "| | |\n|---|---|\n"
         f"| tbot | {version.describe()} |\n"
-        f"| Identity file | `{destination / OUTPUT_FILES['identity-file']}` |\n"
+        f"| Identity file | `{identity}` |\n"
         f"| `TELEPORT_*` variables exported | {exported} |\n"
         f"| Anonymous telemetry | {telemetry} |"
     )
