@@ -20,6 +20,8 @@ from teleport_auth.tbot import (
     tbot_env,
 )
 
+pytestmark = pytest.mark.step
+
 DEST = Path("/runner/tmp/dest")
 
 

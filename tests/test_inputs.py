@@ -13,6 +13,8 @@ from teleport_auth.inputs import (
     telemetry_consent,
 )
 
+pytestmark = pytest.mark.step
+
 PIN = "sha256:" + "ab" * 32
 GOOD = {"proxy": "tele.example.com:443", "token": "gha-bot"}
 

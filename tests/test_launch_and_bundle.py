@@ -8,7 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import REPO, Job
+
+pytestmark = pytest.mark.step
 
 BUNDLE = REPO / "_vendor"
 

@@ -13,6 +13,8 @@ import pytest
 from conftest import REPO, TBOT_IDENTITY_FILES, TBOT_SSH_FILES, Job, assert_token_only_in_add_mask
 from teleport_auth.main import main
 
+pytestmark = pytest.mark.step
+
 IDENTITY_FILES = TBOT_IDENTITY_FILES | TBOT_SSH_FILES
 
 

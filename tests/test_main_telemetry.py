@@ -16,7 +16,7 @@ from teleport_auth._proto.prehog.v1alpha import tbot_pb2
 from teleport_auth.main import main
 from teleport_auth.telemetry.sender import Outcome, Submission
 
-pytestmark = pytest.mark.allow_hosts(["127.0.0.1"])
+pytestmark = [pytest.mark.step, pytest.mark.allow_hosts(["127.0.0.1"])]
 
 
 def opt_in(job: Job, url: str) -> None:
