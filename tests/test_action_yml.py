@@ -1,58 +1,93 @@
-"""action.yml itself: the original's interface, inputs only through env, the non-Linux gate."""
+"""Each member's action.yml: the original's interface, inputs only through env, the Linux gate."""
 
 from __future__ import annotations
 
 import re
 import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
 from conftest import REPO
-from teleport_auth.inputs import ENV
+from teleport_auth.family import MEMBERS
+from teleport_auth.family.spec import Member
+from teleport_auth.inputs import env_name
 
-ACTION: dict[str, Any] = yaml.safe_load((REPO / "action.yml").read_text())
-STEPS: list[dict[str, Any]] = ACTION["runs"]["steps"]
+SHARED = {"proxy", "token", "certificate-ttl", "anonymous-telemetry", "ca-pins", "disable-env-vars"}
+# The originals' interfaces (FACTS §1 and §5): own inputs, outputs.
+ORIGINALS: dict[str, tuple[str, set[str], set[str]]] = {
+    "auth": ("action.yml", {"allow-reissue"}, {"identity-file", "ssh-config", "destination-dir"}),
+    "k8s": (
+        "k8s/action.yml",
+        {"kubernetes-cluster"},
+        {"destination-dir", "identity-file", "kubeconfig"},
+    ),
+    "application": (
+        "application/action.yml",
+        {"app"},
+        {"destination-dir", "identity-file", "certificate-file", "key-file"},
+    ),
+}
+REQUIRED = {"proxy", "token", "kubernetes-cluster", "app", "listen", "service"}
 
 
-def test_same_interface_as_the_original() -> None:
-    assert set(ACTION["inputs"]) == {
-        "proxy",
-        "token",
-        "certificate-ttl",
-        "anonymous-telemetry",
-        "ca-pins",
-        "disable-env-vars",
-        "allow-reissue",
-    }
-    assert ACTION["inputs"]["proxy"]["required"] is True
-    assert ACTION["inputs"]["token"]["required"] is True
-    # Empty by default, so a TELEPORT_ANONYMOUS_TELEMETRY in the job's env is kept.
-    assert ACTION["inputs"]["anonymous-telemetry"]["default"] == ""
-    assert set(ACTION["outputs"]) == {"identity-file", "ssh-config", "destination-dir"}
-    for name, output in ACTION["outputs"].items():
-        assert output["value"] == f"${{{{ steps.auth.outputs.{name} }}}}"
-    for spec in [*ACTION["inputs"].values(), *ACTION["outputs"].values()]:
+def load(member: Member[Any]) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((REPO / member.folder / "action.yml").read_text())
+    return data
+
+
+def ids(member: Member[Any]) -> str:
+    return member.key
+
+
+@pytest.mark.parametrize("member", [m for m in MEMBERS if m.key in ORIGINALS], ids=ids)
+def test_same_interface_as_the_original(member: Member[Any]) -> None:
+    action = load(member)
+    path, own, outputs = ORIGINALS[member.key]
+    assert Path(REPO / path) == REPO / member.folder / "action.yml"
+    assert set(action["inputs"]) == SHARED | own
+    for name, spec in action["inputs"].items():
+        assert spec["required"] is (name in REQUIRED), name
         assert spec["description"]
+    # Empty by default, so a TELEPORT_ANONYMOUS_TELEMETRY in the job's env is kept.
+    assert action["inputs"]["anonymous-telemetry"]["default"] == ""
+    assert set(action["outputs"]) == outputs
+    for name, output in action["outputs"].items():
+        assert output["value"] == f"${{{{ steps.auth.outputs.{name} }}}}"
+        assert output["description"]
 
 
-def test_every_input_reaches_the_step_through_env_only() -> None:
-    [step] = [s for s in STEPS if s.get("id") == "auth"]
-    for name, variable in ENV.items():
-        assert step["env"][variable] == f"${{{{ inputs.{name} }}}}"
+@pytest.mark.parametrize("member", MEMBERS, ids=ids)
+def test_every_input_reaches_the_step_through_env_only(member: Member[Any]) -> None:
+    action = load(member)
+    steps = action["runs"]["steps"]
+    [step] = [s for s in steps if s.get("id") == "auth"]
+    for name in action["inputs"]:
+        assert step["env"][env_name(name)] == f"${{{{ inputs.{name} }}}}"
     assert step["env"]["TELEPORT_ANONYMOUS_TELEMETRY"] == (
         "${{ inputs.anonymous-telemetry || env.TELEPORT_ANONYMOUS_TELEMETRY }}"
     )
-    for each in STEPS:
+    for each in steps:
         # Never an expression inside a script: template injection.
         assert "${{" not in each["run"]
         assert each["shell"] == "bash"
+    # One launcher for the family, told which member it runs.
+    launcher = (
+        '"$GITHUB_ACTION_PATH/src/launch"'
+        if not member.folder
+        else f'"$GITHUB_ACTION_PATH/../src/launch" {member.key}'
+    )
+    assert step["run"] == f"bash {launcher}"
 
 
+@pytest.mark.parametrize("member", MEMBERS, ids=ids)
 @pytest.mark.parametrize("runner_os", ["macOS", "Windows"])
-def test_non_linux_runners_fail_fast(runner_os: str) -> None:
-    gate = STEPS[0]
+def test_non_linux_runners_fail_fast(member: Member[Any], runner_os: str) -> None:
+    steps = load(member)["runs"]["steps"]
+    gate = steps[0]
     assert gate["if"] == "runner.os != 'Linux'"
     assert re.fullmatch(r"\$\{\{ runner\.os \}\}", gate["env"]["THIS_RUNNER_OS"])
     done = subprocess.run(
@@ -64,7 +99,44 @@ def test_non_linux_runners_fail_fast(runner_os: str) -> None:
         timeout=60,
     )
     assert done.returncode == 1
-    assert done.stdout.startswith("::error::teleport-actions/auth runs on Linux runners only")
+    assert done.stdout.startswith(f"::error::{member.uses} runs on Linux runners only")
     assert runner_os in done.stdout
     # ...and the real step is skipped there.
-    assert STEPS[1]["if"] == "runner.os == 'Linux'"
+    assert steps[1]["if"] == "runner.os == 'Linux'"
+
+
+def test_checked_in_files_match_the_generator() -> None:
+    done = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "gen_actions"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_generator_notices_a_hand_edit(tmp_path: Path) -> None:
+    # A copy of the generator in a scratch tree whose k8s/action.yml was edited.
+    scratch = tmp_path / "repo"
+    (scratch / "scripts").mkdir(parents=True)
+    (scratch / "scripts" / "gen_actions").write_text(
+        (REPO / "scripts" / "gen_actions").read_text()
+    )
+    (scratch / "src").symlink_to(REPO / "src")
+    (scratch / "_vendor").symlink_to(REPO / "_vendor")
+    for member in MEMBERS:
+        target = scratch / member.folder / "action.yml"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text((REPO / member.folder / "action.yml").read_text())
+    edited = scratch / "k8s" / "action.yml"
+    edited.write_text(edited.read_text().replace("required: true", "required: false", 1))
+    done = subprocess.run(
+        [sys.executable, str(scratch / "scripts" / "gen_actions"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "k8s/action.yml" in done.stderr

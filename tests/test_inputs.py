@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from teleport_auth.family import auth
+from teleport_auth.goduration import DurationError, parse_duration_ns
 from teleport_auth.inputs import (
-    ENV,
     InputError,
-    go_duration_seconds,
+    env_name,
     go_parse_bool,
     read_inputs,
     telemetry_consent,
@@ -21,7 +22,7 @@ GOOD = {"proxy": "tele.example.com:443", "token": "gha-bot"}
 
 def env_of(**inputs: str) -> dict[str, str]:
     merged = {**GOOD, **{k.replace("_", "-"): v for k, v in inputs.items()}}
-    return {ENV[name]: value for name, value in merged.items()}
+    return {env_name(name): value for name, value in merged.items()}
 
 
 ACCEPTED = [
@@ -36,16 +37,29 @@ ACCEPTED = [
     ("ttl-compound", {"certificate_ttl": "1h30m"}, "certificate_ttl", "1h30m"),
     ("ttl-fraction", {"certificate_ttl": "1.5h"}, "certificate_ttl", "1.5h"),
     ("ttl-go-max", {"certificate_ttl": "2562047h"}, "certificate_ttl", "2562047h"),
+    (
+        "ttl-go-max-exact",
+        {"certificate_ttl": "2562047h47m16.854775807s"},
+        "certificate_ttl",
+        "2562047h47m16.854775807s",
+    ),
+    ("ttl-zero-tbot-default", {"certificate_ttl": "0"}, "certificate_ttl", "0"),
+    ("ttl-zero-unit", {"certificate_ttl": "0s"}, "certificate_ttl", "0s"),
+    ("ttl-plus-sign", {"certificate_ttl": "+90m"}, "certificate_ttl", "+90m"),
+    ("ttl-micro-sign", {"certificate_ttl": "1500000\u00b5s"}, "certificate_ttl", "1500000\u00b5s"),
+    ("ttl-trailing-dot", {"certificate_ttl": "1.h"}, "certificate_ttl", "1.h"),
     ("pins-empty", {"ca_pins": ""}, "ca_pins", ()),
     ("pins-two-lines", {"ca_pins": f"{PIN}\n\n  {PIN}  \n"}, "ca_pins", (PIN, PIN)),
     ("pins-upper-hex", {"ca_pins": PIN.upper().replace("SHA256", "sha256")}, "ca_pins", (PIN,)),
-    ("reissue-empty", {"allow_reissue": ""}, "allow_reissue", False),
-    ("reissue-true", {"allow_reissue": "true"}, "allow_reissue", True),
-    ("reissue-True", {"allow_reissue": "True"}, "allow_reissue", True),
-    ("reissue-TRUE", {"allow_reissue": "TRUE"}, "allow_reissue", True),
-    ("reissue-false", {"allow_reissue": "False"}, "allow_reissue", False),
+    # disable-env-vars as the original parses it: true/1, any case, trimmed.
     ("env-vars-true", {"disable_env_vars": "true"}, "disable_env_vars", True),
+    ("env-vars-tRuE-trimmed", {"disable_env_vars": " tRuE\n"}, "disable_env_vars", True),
+    ("env-vars-1", {"disable_env_vars": "1"}, "disable_env_vars", True),
     ("env-vars-FALSE", {"disable_env_vars": "FALSE"}, "disable_env_vars", False),
+    ("env-vars-0", {"disable_env_vars": "0"}, "disable_env_vars", False),
+    ("env-vars-empty", {"disable_env_vars": ""}, "disable_env_vars", False),
+    ("env-vars-yes-is-off", {"disable_env_vars": "yes"}, "disable_env_vars", False),
+    ("env-vars-on-is-off", {"disable_env_vars": "on"}, "disable_env_vars", False),
 ]
 
 
@@ -72,27 +86,31 @@ REJECTED = [
     ("proxy-port-zero", {"proxy": "tele.example.com:0"}, "invalid port"),
     ("proxy-port-too-big", {"proxy": "tele.example.com:70000"}, "invalid port"),
     ("proxy-port-non-ascii", {"proxy": "tele.example.com:\u0664\u0664\u0663"}, "invalid port"),
+    ("proxy-port-4301-digits", {"proxy": "tele.example.com:" + "9" * 4301}, "invalid port"),
+    ("proxy-port-6-digits", {"proxy": "tele.example.com:000443"}, "invalid port"),
+    ("proxy-ipv6-port-long", {"proxy": "[::1]:" + "1" * 5000}, "invalid port"),
     ("proxy-bad-host", {"proxy": "-tele.example.com"}, "invalid host"),
     ("proxy-bad-ipv6", {"proxy": "[zz::1]:443"}, "invalid host"),
     ("token-missing", {"token": ""}, "'token' is required"),
     ("token-space", {"token": "my token"}, "'token' must be a join token name"),
     ("token-control", {"token": "tok\x00en"}, "'token' must be a join token name"),
-    ("ttl-no-unit", {"certificate_ttl": "90"}, "'certificate-ttl' must be a positive Go duration"),
-    ("ttl-zero", {"certificate_ttl": "0"}, "'certificate-ttl' must be a positive Go duration"),
-    ("ttl-zero-unit", {"certificate_ttl": "0s"}, "positive Go duration"),
-    ("ttl-negative", {"certificate_ttl": "-1h"}, "positive Go duration"),
-    ("ttl-days", {"certificate_ttl": "1d"}, "positive Go duration"),
-    ("ttl-words", {"certificate_ttl": "one hour"}, "positive Go duration"),
-    ("ttl-non-ascii-digit", {"certificate_ttl": "\u0661h"}, "positive Go duration"),
-    ("ttl-over-go-max", {"certificate_ttl": "2562048h"}, "positive Go duration"),
+    ("ttl-no-unit", {"certificate_ttl": "90"}, "'certificate-ttl' must be a Go duration"),
+    ("ttl-negative", {"certificate_ttl": "-1h"}, "'certificate-ttl' must not be negative"),
+    ("ttl-days", {"certificate_ttl": "1d"}, "is not valid"),
+    ("ttl-words", {"certificate_ttl": "one hour"}, "is not valid"),
+    ("ttl-non-ascii-digit", {"certificate_ttl": "\u0661h"}, "is not valid"),
+    ("ttl-dot-only", {"certificate_ttl": ".h"}, "is not valid"),
+    ("ttl-over-go-max", {"certificate_ttl": "2562048h"}, "too long for Go's time.Duration"),
+    (
+        "ttl-one-ns-over-go-max",
+        {"certificate_ttl": "2562047h47m16.854775808s"},
+        "too long for Go's time.Duration",
+    ),
+    ("ttl-digits-overflow", {"certificate_ttl": "9" * 30 + "ns"}, "too long"),
     ("pins-no-prefix", {"ca_pins": "ab" * 32}, "'ca-pins' line 1 must be a CA pin"),
     ("pins-short", {"ca_pins": "sha256:abc"}, "'ca-pins' line 1"),
     ("pins-second-line", {"ca_pins": f"{PIN}\nsha1:{'a' * 40}"}, "'ca-pins' line 2"),
     ("pins-not-hex", {"ca_pins": "sha256:" + "zz" * 32}, "'ca-pins' line 1"),
-    ("reissue-yes", {"allow_reissue": "yes"}, "'allow-reissue' must be a boolean"),
-    ("reissue-1", {"allow_reissue": "1"}, "'allow-reissue' must be a boolean"),
-    ("reissue-tRue", {"allow_reissue": "tRue"}, "'allow-reissue' must be a boolean"),
-    ("env-vars-on", {"disable_env_vars": "on"}, "'disable-env-vars' must be a boolean"),
 ]
 
 
@@ -145,7 +163,7 @@ CONSENT = [
     ids=[case[0] for case in CONSENT],
 )
 def test_telemetry_consent(given: str, job: str | None, enabled: bool, warns: bool) -> None:
-    env = {ENV["anonymous-telemetry"]: given}
+    env = {env_name("anonymous-telemetry"): given}
     if job is not None:
         env["TELEPORT_ANONYMOUS_TELEMETRY"] = job
     consent = telemetry_consent(env)
@@ -155,12 +173,98 @@ def test_telemetry_consent(given: str, job: str | None, enabled: bool, warns: bo
         assert "anonymous telemetry stays off" in consent.warning
 
 
-@pytest.mark.parametrize(
-    ("text", "seconds"),
-    [("90m", 5400.0), ("1h30m", 5400.0), ("1.5h", 5400.0), ("500ms", 0.5), ("0", 0.0)],
-)
-def test_go_duration_seconds(text: str, seconds: float) -> None:
-    assert go_duration_seconds(text) == pytest.approx(seconds)
+# Go's own results for time.ParseDuration (its test table and the int64 edge).
+GO_DURATIONS = [
+    ("0", 0),
+    ("5s", 5_000_000_000),
+    ("-5s", -5_000_000_000),
+    ("+5s", 5_000_000_000),
+    ("1.5h", 5_400_000_000_000),
+    ("1h30m", 5_400_000_000_000),
+    (".5s", 500_000_000),
+    ("1.s", 1_000_000_000),
+    ("1.004s", 1_004_000_000),
+    ("100.00100s", 100_001_000_000),
+    ("10ns", 10),
+    ("11us", 11_000),
+    ("12\u00b5s", 12_000),
+    ("12\u03bcs", 12_000),
+    ("3h30m", 12_600_000_000_000),
+    ("10.5s4m", 250_500_000_000),
+    ("-2m3.4s", -123_400_000_000),
+    ("1h2m3s4ms5us6ns", 3_723_004_005_006),
+    ("52763797000ns", 52_763_797_000),
+    ("0.3333333333333333333h", 1_200_000_000_000),
+    ("9007199254740993ns", 9_007_199_254_740_993),
+    ("9223372036854775807ns", 2**63 - 1),
+    ("9223372036854775.807us", 2**63 - 1),
+    ("2562047h47m16.854775807s", 2**63 - 1),
+    ("-9223372036854775808ns", -(2**63)),
+    ("-2562047h47m16.854775808s", -(2**63)),
+    ("0.100000000000000000000h", 360_000_000_000),
+    ("0.830103483285477580700h", 2_988_372_539_827),
+]
+GO_DURATION_ERRORS = [
+    "",
+    "3",
+    "-",
+    "s",
+    ".",
+    "-.",
+    ".s",
+    "+.s",
+    "1d",
+    "\x85\x85",
+    "\xffff",
+    "hello \xffff world",
+    "9223372036854775810ns",
+    "9223372036854775808ns",
+    "2562047h47m16.854775808s",
+    "-9223372036854775809ns",
+    "1h-2m",
+    " 1h",
+]
+
+
+@pytest.mark.parametrize(("text", "nanoseconds"), GO_DURATIONS)
+def test_go_parse_duration(text: str, nanoseconds: int) -> None:
+    assert parse_duration_ns(text) == nanoseconds
+
+
+@pytest.mark.parametrize("text", GO_DURATION_ERRORS)
+def test_go_parse_duration_errors(text: str) -> None:
+    with pytest.raises(DurationError):
+        parse_duration_ns(text)
+
+
+def test_disable_env_vars_odd_value_warns_once_naming_the_input() -> None:
+    inputs = read_inputs(env_of(disable_env_vars="yes"))
+    assert inputs.disable_env_vars is False
+    assert len(inputs.warnings) == 1
+    assert "'disable-env-vars'" in inputs.warnings[0]
+    assert read_inputs(env_of(disable_env_vars="false")).warnings == ()
+
+
+REISSUE = [
+    ("", False),
+    ("true", True),
+    ("True", True),
+    ("TRUE", True),
+    ("False", False),
+    (" true\n", True),
+]
+
+
+@pytest.mark.parametrize(("given", "expected"), REISSUE)
+def test_allow_reissue_accepted(given: str, expected: bool) -> None:
+    assert auth.read({env_name("allow-reissue"): given}).allow_reissue is expected
+
+
+@pytest.mark.parametrize("given", ["yes", "1", "tRue", "on"])
+def test_allow_reissue_keeps_the_originals_strict_parsing(given: str) -> None:
+    with pytest.raises(InputError) as caught:
+        auth.read({env_name("allow-reissue"): given})
+    assert "'allow-reissue' must be a boolean" in caught.value.message
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The tbot configuration: the same meaning as the original action's, written privately."""
+"""The tbot configuration: the same meaning as the original actions', written privately."""
 
 from __future__ import annotations
 
@@ -10,38 +10,29 @@ from typing import Any
 
 import yaml
 
+from teleport_auth.family.spec import Entry
 from teleport_auth.inputs import Inputs
 
 CONFIG_NAME = "bot-config.yaml"
 REDACTED = "<redacted>"
 
 
-def build_config(inputs: Inputs, destination_dir: Path) -> dict[str, Any]:
-    onboarding: dict[str, Any] = {
-        "join_method": "github",
-        "token": inputs.token,
-        "ca_pins": list(inputs.ca_pins),
-    }
-    output: dict[str, Any] = {
-        "type": "identity",
-        "destination": {
-            "type": "directory",
-            "symlinks": "try-secure",
-            "path": str(destination_dir),
-        },
-        "roles": [],
-    }
-    if inputs.allow_reissue:
-        output["allow_reissue"] = True
+def build_config(inputs: Inputs, entry: Entry, *, oneshot: bool = True) -> dict[str, Any]:
+    """The originals' base config (same keys, same order) plus the member's one entry."""
     config: dict[str, Any] = {
         "version": "v2",
         "proxy_server": inputs.proxy,
-        "oneshot": True,
-        "onboarding": onboarding,
+        "oneshot": oneshot,
+        "onboarding": {
+            "join_method": "github",
+            "token": inputs.token,
+            "ca_pins": list(inputs.ca_pins),
+        },
         "storage": {"type": "memory"},
-        "outputs": [output],
+        "outputs": [],
         "services": [],
     }
+    config[entry.section].append(entry.value)
     if inputs.certificate_ttl:
         config["certificate_ttl"] = inputs.certificate_ttl
     return config

@@ -104,10 +104,34 @@ def append_summary(markdown: str) -> None:
         debug(f"could not write the job summary: {exc}")
 
 
+def md_literal(text: str, *, in_table: bool = False) -> str:
+    """``text`` as a Markdown code span: shown as typed, never rendered.
+
+    For anything from tbot or from an input on its way into the job summary.
+    Inside a code span nothing is syntax: no HTML, link, autolink, image or
+    emphasis. The fence is longer than any run of backticks in the text; the
+    text is put on one line (a newline could end a table row or start a
+    heading) with control characters replaced. In a table cell ``|`` is
+    escaped, which GitHub's tables undo inside code spans.
+    """
+    flat = "".join(c if c.isprintable() else "\ufffd" for c in " ".join(text.split()))
+    if in_table:
+        flat = flat.replace("|", "\\|")
+    longest = run = 0
+    for char in flat:
+        run = run + 1 if char == "`" else 0
+        longest = max(longest, run)
+    fence = "`" * (longest + 1)
+    # A space on each side keeps a leading or trailing backtick out of the fence.
+    pad = " " if flat.startswith("`") or flat.endswith("`") or not flat.strip() else ""
+    return f"{fence}{pad}{flat}{pad}{fence}"
+
+
 def die(failure: ActionFailure) -> int:
     """The one failure path: one ``::error::``, a summary section, the exit code."""
     error(failure.message)
-    summary = f"### Teleport auth failed\n\n{failure.message}"
+    # The message may quote tbot: it is text, not Markdown. The hint is ours.
+    summary = f"### Teleport auth failed\n\n{md_literal(failure.message)}"
     if failure.hint:
         summary += f"\n\n{failure.hint}"
     append_summary(summary)

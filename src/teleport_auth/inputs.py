@@ -1,9 +1,10 @@
-"""Reading and validating the action's inputs, before tbot is ever started.
+"""Reading and validating the inputs every member of the family shares.
 
-Composite actions get no ``INPUT_*`` variables of their own: action.yml maps
-each input into the step's environment under the names in ``ENV``.
-Error messages name the input and say what was expected. They never repeat
-the value of ``proxy`` or ``token``.
+Composite actions get no ``INPUT_*`` variables of their own: each action.yml
+maps its inputs into the step's environment as ``INPUT_<NAME>`` (see
+``env_name``). Error messages name the input and say what was expected. They
+never repeat the value of ``proxy`` or ``token``. A member's own inputs are
+read by its description (``teleport_auth.family``) with the helpers here.
 """
 
 from __future__ import annotations
@@ -14,27 +15,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from teleport_auth.gha import ActionFailure
-
-ENV = {
-    "proxy": "INPUT_PROXY",
-    "token": "INPUT_TOKEN",
-    "certificate-ttl": "INPUT_CERTIFICATE_TTL",
-    "anonymous-telemetry": "INPUT_ANONYMOUS_TELEMETRY",
-    "ca-pins": "INPUT_CA_PINS",
-    "disable-env-vars": "INPUT_DISABLE_ENV_VARS",
-    "allow-reissue": "INPUT_ALLOW_REISSUE",
-}
+from teleport_auth.goduration import DurationError, parse_duration_ns
 
 # Any whitespace or control character (C0, DEL, C1).
 _BAD_CHARS = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
 _HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _CA_PIN = re.compile(r"^sha256:[0-9a-fA-F]{64}$")
-# Go's time.ParseDuration grammar: an optional sign, then number+unit pairs.
-# re.ASCII: Go accepts only ASCII digits, where \d would also match e.g. Arabic-Indic ones.
-_GO_DURATION = re.compile(r"^[-+]?(?:(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|μs|ms|s|m|h))+$", re.ASCII)
-_GO_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)", re.ASCII)
-# Go's time.Duration is an int64 of nanoseconds: about 2562047h47m.
-_GO_MAX_DURATION_SECONDS = (2**63 - 1) / 1e9
+# A Teleport proxy port: at most five ASCII digits (checked before int(), which
+# refuses very long digit strings with a ValueError of its own).
+_PORT = re.compile(r"[0-9]{1,5}")
 
 _STRICT_TRUE = {"true", "True", "TRUE"}
 _STRICT_FALSE = {"false", "False", "FALSE"}
@@ -48,12 +37,15 @@ class InputError(ActionFailure):
 
 @dataclass(frozen=True)
 class Inputs:
+    """The shared inputs, validated."""
+
     proxy: str
     token: str
     certificate_ttl: str
     ca_pins: tuple[str, ...]
     disable_env_vars: bool
-    allow_reissue: bool
+    # Values accepted as the original accepts them, but worth a ::warning::.
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -64,11 +56,16 @@ class Consent:
     warning: str = ""
 
 
+def env_name(name: str) -> str:
+    """The variable action.yml maps input ``name`` to: ``ca-pins`` -> ``INPUT_CA_PINS``."""
+    return "INPUT_" + name.upper().replace("-", "_")
+
+
 def raw_input(env: Mapping[str, str], name: str) -> str:
-    return env.get(ENV[name], "")
+    return env.get(env_name(name), "")
 
 
-def _shown(value: str) -> str:
+def shown(value: str) -> str:
     """A short, single-line rendering of a non-secret value for an error message."""
     text = value if len(value) <= 40 else value[:37] + "..."
     return repr(text)
@@ -88,7 +85,7 @@ def validate_proxy(value: str) -> str:
             f"Input 'proxy' must be the {expected}, without a scheme, user, path or query."
         )
     host, port = _split_host_port(proxy)
-    if port is not None and not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+    if port is not None and not (_PORT.fullmatch(port) and 1 <= int(port) <= 65535):
         raise InputError(f"Input 'proxy' has an invalid port: expected the {expected}.")
     if not _valid_host(host):
         raise InputError(f"Input 'proxy' has an invalid host name: expected the {expected}.")
@@ -134,27 +131,36 @@ def validate_token(value: str) -> str:
     return token
 
 
-def go_duration_seconds(text: str) -> float | None:
-    """The length of a Go duration string in seconds, or None if Go would reject it."""
-    if text == "0":
-        return 0.0
-    if not _GO_DURATION.match(text):
-        return None
-    scale = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0}
-    scale |= {"m": 60.0, "h": 3600.0}
-    total = sum(float(num) * scale[unit] for num, unit in _GO_DURATION_PART.findall(text))
-    return -total if text.startswith("-") else total
+def validate_resource_name(name: str, value: str, what: str) -> str:
+    """A required Teleport resource name (a cluster, an app): no whitespace or control chars."""
+    text = value.strip()
+    if not text:
+        raise InputError(f"Input '{name}' is required: the name of the {what} in Teleport.")
+    if _BAD_CHARS.search(text):
+        raise InputError(
+            f"Input '{name}' must be the name of the {what} in Teleport, without whitespace "
+            f"or control characters (got {shown(text)})."
+        )
+    return text
 
 
 def validate_certificate_ttl(value: str) -> str:
+    """Exactly what Go's time.ParseDuration accepts, and not negative; 0 means tbot's default."""
     ttl = value.strip()
     if not ttl:
         return ""
-    seconds = go_duration_seconds(ttl)
-    if seconds is None or seconds <= 0 or seconds > _GO_MAX_DURATION_SECONDS:
+    try:
+        nanoseconds = parse_duration_ns(ttl)
+    except DurationError as exc:
+        reason = "too long for Go's time.Duration" if str(exc) == "overflow" else "not valid"
         raise InputError(
-            f"Input 'certificate-ttl' must be a positive Go duration such as 90m or 1h30m "
-            f"(got {_shown(ttl)})."
+            f"Input 'certificate-ttl' must be a Go duration such as 90m or 1h30m; "
+            f"{shown(ttl)} is {reason}."
+        ) from None
+    if nanoseconds < 0:
+        raise InputError(
+            f"Input 'certificate-ttl' must not be negative (got {shown(ttl)}); "
+            "give a duration such as 90m or 1h30m."
         )
     return ttl
 
@@ -184,7 +190,24 @@ def strict_bool(name: str, value: str) -> bool:
         return True
     raise InputError(
         f"Input '{name}' must be a boolean: true | True | TRUE | false | False | FALSE "
-        f"(got {_shown(text)})."
+        f"(got {shown(text)})."
+    )
+
+
+def lenient_bool(name: str, value: str) -> tuple[bool, str]:
+    """The original's parsing: ``true``/``1`` (any case, trimmed) on, anything else off.
+
+    Returns the value and a warning for a value that is neither on nor a plain
+    ``false``/``0``/empty (``yes``, ``on``): off, as in the original, but said.
+    """
+    text = value.strip().lower()
+    if text in {"true", "1"}:
+        return True, ""
+    if text in {"", "false", "0"}:
+        return False, ""
+    return False, (
+        f"Input '{name}' should be true or false (got {shown(value.strip())}); "
+        f"it is treated as false, as the original action does."
     )
 
 
@@ -211,7 +234,7 @@ def telemetry_consent(env: Mapping[str, str]) -> Consent:
             return Consent(False)
         return Consent(
             False,
-            f"Input 'anonymous-telemetry' should be true or false (got {_shown(given)}); "
+            f"Input 'anonymous-telemetry' should be true or false (got {shown(given)}); "
             "anonymous telemetry stays off.",
         )
     job_value = env.get("TELEPORT_ANONYMOUS_TELEMETRY", "")
@@ -221,19 +244,20 @@ def telemetry_consent(env: Mapping[str, str]) -> Consent:
     if parsed is None:
         return Consent(
             False,
-            f"TELEPORT_ANONYMOUS_TELEMETRY={_shown(job_value)} is not a boolean "
+            f"TELEPORT_ANONYMOUS_TELEMETRY={shown(job_value)} is not a boolean "
             "(1, t, true, 0, f, false, ...); anonymous telemetry stays off.",
         )
     return Consent(parsed)
 
 
 def read_inputs(env: Mapping[str, str]) -> Inputs:
-    """Validate every input; raise InputError for the first bad one."""
+    """Validate the shared inputs; raise InputError for the first bad one."""
+    disable_env_vars, warning = lenient_bool("disable-env-vars", raw_input(env, "disable-env-vars"))
     return Inputs(
         proxy=validate_proxy(raw_input(env, "proxy")),
         token=validate_token(raw_input(env, "token")),
         certificate_ttl=validate_certificate_ttl(raw_input(env, "certificate-ttl")),
         ca_pins=validate_ca_pins(raw_input(env, "ca-pins")),
-        disable_env_vars=strict_bool("disable-env-vars", raw_input(env, "disable-env-vars")),
-        allow_reissue=strict_bool("allow-reissue", raw_input(env, "allow-reissue")),
+        disable_env_vars=disable_env_vars,
+        warnings=(warning,) if warning else (),
     )

@@ -16,11 +16,6 @@ from teleport_auth import HELPER_NAME, __version__, gha
 from teleport_auth.gha import ActionFailure
 from teleport_auth.telemetry import HELPER_ENV, HELPER_VERSION_ENV, OPT_IN_ENV
 
-# `tbot start` with config v2 exists since tbot 14.
-MIN_VERSION = (14, 0, 0)
-# The identity output's allow_reissue option appeared in tbot 17.2.8.
-ALLOW_REISSUE_MIN_VERSION = (17, 2, 8)
-
 _VERSION_LINE = re.compile(
     r"^Teleport (?P<enterprise>Enterprise )?"
     r"v(?P<major>\d+)\.(?P<minor>\d+)\.(?P<patch>\d+)"
@@ -111,21 +106,6 @@ def read_version(tbot: str, env: Mapping[str, str]) -> TbotVersion:
         ) from None
 
 
-def check_version(version: TbotVersion, *, allow_reissue: bool) -> None:
-    if not version.at_least(MIN_VERSION):
-        raise ActionFailure(
-            f"tbot {version.text} is too old: this action needs tbot 14.0.0 or newer "
-            "(configuration version v2).",
-            hint=_SETUP_HINT,
-        )
-    if allow_reissue and not version.at_least(ALLOW_REISSUE_MIN_VERSION):
-        raise ActionFailure(
-            f"Input 'allow-reissue' needs tbot 17.2.8 or newer; the installed tbot is "
-            f"{version.text}.",
-            hint=_SETUP_HINT,
-        )
-
-
 def tbot_env(env: Mapping[str, str]) -> dict[str, str]:
     """The job's environment as tbot should see it.
 
@@ -138,8 +118,9 @@ def tbot_env(env: Mapping[str, str]) -> dict[str, str]:
         if key not in _DROPPED_FROM_TBOT_ENV and not key.startswith("INPUT_")
     }
     result[OPT_IN_ENV] = "0"
-    result[HELPER_ENV] = HELPER_NAME
-    result[HELPER_VERSION_ENV] = __version__
+    # The member's helper fields, as the step set them (auth's when called alone).
+    result[HELPER_ENV] = env.get(HELPER_ENV) or HELPER_NAME
+    result[HELPER_VERSION_ENV] = env.get(HELPER_VERSION_ENV) or __version__
     return result
 
 

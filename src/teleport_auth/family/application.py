@@ -1,0 +1,83 @@
+"""``teleport-actions/auth/application`` (the original ``auth-application``): app credentials."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from teleport_auth.family.spec import (
+    Entry,
+    InputSpec,
+    Member,
+    OutputSpec,
+    Published,
+    directory_destination,
+)
+from teleport_auth.inputs import Inputs, raw_input, validate_resource_name
+
+
+@dataclass(frozen=True)
+class Own:
+    app: str
+
+
+def read(env: Mapping[str, str]) -> Own:
+    return Own(validate_resource_name("app", raw_input(env, "app"), "application"))
+
+
+def entry(own: Own, destination: Path) -> Entry:
+    return Entry(
+        "outputs",
+        {
+            "type": "application",
+            "destination": directory_destination(destination),
+            "roles": [],
+            "app_name": own.app,
+        },
+    )
+
+
+def publish(own: Own, inputs: Inputs, destination: Path) -> Published:
+    del inputs
+    certificate = str(destination / "tlscert")
+    key = str(destination / "key")
+    return Published(
+        outputs={
+            "destination-dir": str(destination),
+            "identity-file": str(destination / "identity"),
+            "certificate-file": certificate,
+            "key-file": key,
+        },
+        rows=(("Application", own.app), ("Certificate file", certificate), ("Key file", key)),
+    )
+
+
+MEMBER = Member[Own](
+    key="application",
+    folder="application",
+    original="teleport-actions/auth-application",
+    title="Teleport Auth (Application Access)",
+    description=(
+        "Authenticate a GitHub Actions job with Teleport Machine ID (tbot) and write a client "
+        "certificate and key for an application behind Teleport."
+    ),
+    inputs=(
+        InputSpec(
+            "app",
+            "Name of the application in Teleport to generate credentials for.",
+            required=True,
+        ),
+    ),
+    outputs=(
+        OutputSpec("destination-dir", "Directory holding all the files tbot wrote (mode 0700)."),
+        OutputSpec("identity-file", "Path to the identity file."),
+        OutputSpec("certificate-file", "Path to the application's TLS client certificate."),
+        OutputSpec("key-file", "Path to the private key of that certificate."),
+    ),
+    exports=(),
+    min_tbot=(16, 0, 0),
+    read=read,
+    entry=entry,
+    publish=publish,
+)

@@ -1,0 +1,90 @@
+"""``teleport-actions/auth/k8s`` (the original ``auth-k8s``): a kubeconfig for kubectl."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from teleport_auth.family.spec import (
+    Entry,
+    InputSpec,
+    Member,
+    OutputSpec,
+    Published,
+    directory_destination,
+)
+from teleport_auth.inputs import Inputs, raw_input, validate_resource_name
+
+KUBECONFIG_NAME = "kubeconfig.yaml"
+
+
+@dataclass(frozen=True)
+class Own:
+    cluster: str
+
+
+def read(env: Mapping[str, str]) -> Own:
+    return Own(
+        validate_resource_name(
+            "kubernetes-cluster", raw_input(env, "kubernetes-cluster"), "Kubernetes cluster"
+        )
+    )
+
+
+def entry(own: Own, destination: Path) -> Entry:
+    return Entry(
+        "outputs",
+        {
+            "type": "kubernetes",
+            "destination": directory_destination(destination),
+            "roles": [],
+            "kubernetes_cluster": own.cluster,
+        },
+    )
+
+
+def publish(own: Own, inputs: Inputs, destination: Path) -> Published:
+    del inputs
+    kubeconfig = str(destination / KUBECONFIG_NAME)
+    return Published(
+        outputs={
+            "destination-dir": str(destination),
+            "identity-file": str(destination / "identity"),
+            "kubeconfig": kubeconfig,
+        },
+        exports={"KUBECONFIG": kubeconfig},
+        rows=(("Kubernetes cluster", own.cluster), ("Kubeconfig", kubeconfig)),
+    )
+
+
+MEMBER = Member[Own](
+    key="k8s",
+    folder="k8s",
+    original="teleport-actions/auth-k8s",
+    title="Teleport Auth (Kubernetes)",
+    description=(
+        "Authenticate a GitHub Actions job with Teleport Machine ID (tbot) and write a "
+        "kubeconfig, so that kubectl works against a Kubernetes cluster behind Teleport."
+    ),
+    inputs=(
+        InputSpec(
+            "kubernetes-cluster",
+            "Name of the Kubernetes cluster in Teleport to connect to.",
+            required=True,
+        ),
+    ),
+    outputs=(
+        OutputSpec("destination-dir", "Directory holding all the files tbot wrote (mode 0700)."),
+        OutputSpec("identity-file", "Path to the identity file."),
+        OutputSpec(
+            "kubeconfig",
+            "Path to the kubeconfig for the cluster, for kubectl (also in KUBECONFIG).",
+        ),
+    ),
+    exports=("KUBECONFIG",),
+    min_tbot=(16, 0, 0),
+    read=read,
+    entry=entry,
+    publish=publish,
+)
