@@ -1,4 +1,4 @@
-"""What the launcher runs: ``python3 -I -S -X utf8 src/run_action.py``.
+"""What the launcher runs: ``python3 -I -S -X utf8 src/run_action.py [MEMBER ...]``.
 
 ``-I`` isolates the step from the job: the working directory (the job's
 checkout, where a stray ``yaml.py`` would otherwise shadow our modules),
@@ -20,4 +20,6 @@ if os.environ.get("PYTHONDONTWRITEBYTECODE"):
 
 import runpy  # noqa: E402
 
+# alter_sys replaces only sys.argv[0] (with the module's path): the launcher's
+# arguments (the family member's name) stay in sys.argv[1:] for the module.
 runpy.run_module("teleport_auth", run_name="__main__", alter_sys=True)

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO, Job
+from conftest import Job
+from launcher import REPO, copy_action, launch, log_lines, python_first_on_path
 
 pytestmark = pytest.mark.step
 
 BUNDLE = REPO / "_vendor"
+# The python3 of RHEL 9 and Amazon Linux 2023, when this machine keeps one.
+PYTHON_39 = sorted(Path.home().glob(".pyenv/versions/3.9.*/bin/python3"))
 
 
 def manifest(bundle: Path) -> dict[str, str]:
@@ -23,25 +25,6 @@ def manifest(bundle: Path) -> dict[str, str]:
         key, value = line.split()
         entries[key] = value
     return entries
-
-
-def launch(
-    action_dir: Path, env: dict[str, str], cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["bash", str(action_dir / "src" / "launch")],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
-def python_first_on_path(env: dict[str, str]) -> dict[str, str]:
-    # The interpreter running the tests (with pip), as the runner's python3.
-    return env | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"}
 
 
 def test_shipped_bundle_is_pure_python_and_lean() -> None:
@@ -60,12 +43,7 @@ def test_launch_from_checkout_without_bundle_builds_it_reproducibly(
 ) -> None:
     # A branch or `uses: ./` checkout: no _vendor/. The launcher builds it once,
     # says so, and the build matches the one made from the same requirements.
-    action = tmp_path / "action"
-    action.mkdir()
-    for name in ("action.yml", "requirements.txt"):
-        shutil.copy2(REPO / name, action / name)
-    for name in ("src", "scripts"):
-        shutil.copytree(REPO / name, action / name, ignore=shutil.ignore_patterns("__pycache__"))
+    action = copy_action(tmp_path / "action")
     done = launch(action, python_first_on_path(job.env))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "::notice::teleport-actions/auth: building its runtime packages" in done.stdout
@@ -78,14 +56,6 @@ def test_launch_from_checkout_without_bundle_builds_it_reproducibly(
     again = launch(action, python_first_on_path(job.env))
     assert again.returncode == 0, again.stdout + again.stderr
     assert "::notice::" not in again.stdout
-
-
-def test_launch_without_python(job: Job) -> None:
-    env = job.env | {"TELEPORT_AUTH_PYTHON": "python3-not-installed"}
-    done = launch(REPO, env)
-    assert done.returncode == 1
-    assert done.stdout.startswith("::error::teleport-actions/auth needs python3 (3.10 or newer)")
-    assert job.records == []
 
 
 def run_entry_point(job: Job, setup: str, *paths: Path) -> subprocess.CompletedProcess[str]:
@@ -107,8 +77,35 @@ def test_old_python_gets_a_clear_error(job: Job) -> None:
     done = run_entry_point(job, "sys.version_info = (3, 9, 18, 'final', 0)", BUNDLE, REPO / "src")
     assert done.returncode == 1
     assert done.stdout.startswith("::error::teleport-actions/auth needs Python 3.10 or newer")
-    assert "3.9.18" in done.stdout
+    assert "is 3.9.18. " in done.stdout
+    assert "TELEPORT_AUTH_PYTHON" in done.stdout
     assert "Traceback" not in done.stderr
+    assert job.records == []
+
+
+@pytest.mark.skipif(not PYTHON_39, reason="no CPython 3.9 under ~/.pyenv/versions")
+@pytest.mark.parametrize("shipped", [True, False], ids=["released", "branch"])
+def test_real_python_39_is_told_how_to_use_a_newer_one(
+    job: Job, tmp_path: Path, shipped: bool
+) -> None:
+    # A released version goes straight to the module; a branch checkout builds
+    # nothing with it (the build would fail for another reason) and says the same.
+    action = copy_action(tmp_path / "action", with_bundle=shipped)
+    python = str(PYTHON_39[-1])
+    env = job.env | {"TELEPORT_AUTH_PYTHON": python, "PYTHONDONTWRITEBYTECODE": "1"}
+    done = launch(action, env, "auth")
+    assert done.returncode == 1
+    assert log_lines(done.stdout) == [
+        "::add-mask::gha-bot-token",
+        "::add-mask::tele.example.com:443",
+        f"::error::teleport-actions/auth needs Python 3.10 or newer; {python} is "
+        f"{PYTHON_39[-1].parent.parent.name}. Install a newer one beside it (e.g. python3.11 "
+        "from the distribution's packages) and name it with TELEPORT_AUTH_PYTHON (e.g. "
+        "`TELEPORT_AUTH_PYTHON: python3.11` in the job's env), or use actions/setup-python "
+        "before this step.",
+    ]
+    assert done.stderr == ""
+    assert not (action / "_vendor").exists() or shipped
     assert job.records == []
 
 
@@ -125,7 +122,10 @@ def test_partial_bundle_is_a_clear_error(job: Job) -> None:
 def test_launch_runs_the_step(job: Job) -> None:
     done = launch(REPO, python_first_on_path(job.env))
     assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.splitlines()[0] == "::add-mask::gha-bot-token"
+    assert log_lines(done.stdout)[:2] == [
+        "::add-mask::gha-bot-token",
+        "::add-mask::tele.example.com:443",
+    ]
     assert "TELEPORT_IDENTITY_FILE" in job.exported
 
 

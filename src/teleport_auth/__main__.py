@@ -6,9 +6,13 @@ import sys
 # error instead of a SyntaxError from newer code.
 if sys.version_info < (3, 10):  # noqa: UP036
     found = ".".join(map(str, sys.version_info[:3]))
+    # RHEL 9 and Amazon Linux 2023 ship 3.9 as python3, with newer ones as packages.
     sys.stdout.write(
-        f"::error::teleport-actions/auth needs Python 3.10 or newer; the runner's python3 "
-        f"is {found}. Install a newer one (e.g. with actions/setup-python) before this step.\n"
+        f"::error::teleport-actions/auth needs Python 3.10 or newer; {sys.executable or 'python3'} "
+        f"is {found}. Install a newer one beside it (e.g. python3.11 "
+        "from the distribution's packages) and name it with TELEPORT_AUTH_PYTHON "
+        "(e.g. `TELEPORT_AUTH_PYTHON: python3.11` in the job's env), or use "
+        "actions/setup-python before this step.\n"
     )
     raise SystemExit(1)
 
