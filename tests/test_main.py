@@ -53,8 +53,9 @@ def test_success_outputs_env_summary_and_modes(
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     # The config dir (it held the token) is gone; only the identity dir remains.
     assert job.runner_temp_entries() == [destination]
-    assert "### Teleport auth" in job.summary
+    assert "### Teleport Auth (Machine ID)" in job.summary
     assert "| tbot | 16.4.2 |" in job.summary
+    assert f"| Identity file | `{destination / 'identity'}` |" in job.summary
     assert "| Anonymous telemetry | off |" in job.summary
     assert not errors(log)
 
@@ -130,7 +131,6 @@ BAD_INPUTS = [
     ("ttl", {"INPUT_CERTIFICATE_TTL": "forever"}, "Input 'certificate-ttl'"),
     ("pins", {"INPUT_CA_PINS": "sha256:nope"}, "Input 'ca-pins' line 1"),
     ("reissue", {"INPUT_ALLOW_REISSUE": "yes"}, "Input 'allow-reissue' must be a boolean"),
-    ("env-vars", {"INPUT_DISABLE_ENV_VARS": "1"}, "Input 'disable-env-vars' must be a boolean"),
 ]
 
 
@@ -176,7 +176,11 @@ def test_tbot_missing(job: Job, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 TBOT_VERSION_ERRORS = [
-    ("too-old", {"STANDIN_TBOT_VERSION": "13.4.5"}, "tbot 13.4.5 is too old"),
+    (
+        "too-old",
+        {"STANDIN_TBOT_VERSION": "13.4.5"},
+        "teleport-actions/auth needs tbot 14.0.0 or newer; the installed tbot is 13.4.5",
+    ),
     (
         "reissue-too-old",
         {"STANDIN_TBOT_VERSION": "17.2.7", "INPUT_ALLOW_REISSUE": "true"},
@@ -337,7 +341,7 @@ def test_missing_github_output_fails_before_tbot(
     assert code == 1
     [error] = errors(log)
     assert "GITHUB_OUTPUT is not set" in error
-    assert job.records == []
+    assert not job.started_tbot
 
 
 def test_tbot_killed_by_a_signal(job: Job, capsys: pytest.CaptureFixture[str]) -> None:
@@ -359,10 +363,10 @@ def test_tbot_killed_by_a_signal(job: Job, capsys: pytest.CaptureFixture[str]) -
 def test_a_bug_is_one_error_not_a_traceback(
     job: Job, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(*args: object) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setattr("teleport_auth.main.build_config", broken)
+    monkeypatch.setattr("teleport_auth.step._build_config", broken)
     code, log = run_step(capsys)
     assert code == 1
     [error] = errors(log)
