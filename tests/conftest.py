@@ -31,6 +31,13 @@ TBOT_IDENTITY_FILES = frozenset(
 )
 # ...and with ssh_config on (the default).
 TBOT_SSH_FILES = frozenset({"known_hosts", "ssh_config"})
+# A kubernetes output writes the identity files and its kubeconfig, no SSH files.
+TBOT_KUBECONFIG_FILE = "kubeconfig.yaml"
+TBOT_KUBERNETES_FILES = TBOT_IDENTITY_FILES | {TBOT_KUBECONFIG_FILE}
+# An application output writes the identity files (`tlscert` and `key` among them)...
+TBOT_APPLICATION_FILES = TBOT_IDENTITY_FILES
+# ...and these too with `specific_tls_naming: true`.
+TBOT_SPECIFIC_TLS_FILES = frozenset({"tls.crt", "tls.key", "tls.cas"})
 
 
 def parse_file_commands(text: str) -> dict[str, str]:

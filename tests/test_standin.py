@@ -1,21 +1,20 @@
-"""The tbot stand-in behaves like real tbot wherever the action can observe it."""
+"""The tbot stand-in behaves like real tbot wherever the action can observe it.
+
+Here: the CLI, config validation, identity outputs, the knobs, telemetry and the
+installer. Other output types: test_standin_outputs.py; the daemon:
+test_standin_daemon.py.
+"""
 
 from __future__ import annotations
 
 import copy
-import json
-import os
 import shlex
 import socket
-import stat
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -23,97 +22,26 @@ import pytest
 import yaml
 
 from conftest import TBOT_IDENTITY_FILES, TBOT_SSH_FILES
+from standin.harness import (
+    TOKEN,
+    Collector,
+    Config,
+    Standin,
+    action_config,
+    clean_env,
+    collector,
+    enable_telemetry,
+    error_lines,
+    mode,
+)
 from standin.install import TBOT_SCRIPT, install_standin
 from teleport_auth._proto.prehog.v1alpha import tbot_pb2
 
-TOKEN = "s3cr3t-join-token"
 PIN = "sha256:" + "ab" * 32
 IDENTITY_FILES = TBOT_IDENTITY_FILES
 SSH_FILES = TBOT_SSH_FILES
 TELEMETRY_DOCS = "https://goteleport.com/docs/reference/machine-id/telemetry/"
 HELPER = "gha:teleport-actions/auth"
-# Variables of the developer's shell that would change what the stand-in does.
-_FOREIGN_ENV_PREFIXES = ("TELEPORT_", "STANDIN_TBOT_", "_TBOT_", "ACTIONS_ID_TOKEN_")
-
-Config = dict[str, Any]
-
-
-def action_config(out_dir: Path) -> Config:
-    """The config the action writes (FACTS.md section 1)."""
-    return {
-        "version": "v2",
-        "proxy_server": "tele.example.com:443",
-        "oneshot": True,
-        "onboarding": {"join_method": "github", "token": TOKEN, "ca_pins": []},
-        "storage": {"type": "memory"},
-        "outputs": [
-            {
-                "type": "identity",
-                "destination": {
-                    "type": "directory",
-                    "symlinks": "try-secure",
-                    "path": str(out_dir),
-                },
-                "roles": [],
-            }
-        ],
-        "services": [],
-    }
-
-
-def error_lines(stderr: str) -> list[str]:
-    return [line for line in stderr.splitlines() if line.startswith("ERROR: ")]
-
-
-def mode(path: Path) -> int:
-    return stat.S_IMODE(path.stat().st_mode)
-
-
-@dataclass
-class Standin:
-    """The installed stand-in, a clean environment and a place for its config and outputs."""
-
-    exe: Path
-    env: dict[str, str]
-    tmp: Path
-
-    @property
-    def out_dir(self) -> Path:
-        return self.tmp / "out"
-
-    @property
-    def config_path(self) -> Path:
-        return self.tmp / "bot-config.yaml"
-
-    @property
-    def record_path(self) -> Path:
-        return self.tmp / "record.jsonl"
-
-    def config(self) -> Config:
-        return action_config(self.out_dir)
-
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(self.exe), *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-
-    def start(
-        self, config: Config | str | None = None, *flags: str
-    ) -> subprocess.CompletedProcess[str]:
-        """Write ``config`` (default: the action's) and run ``tbot start -c``."""
-        if config is None:
-            config = self.config()
-        text = config if isinstance(config, str) else yaml.safe_dump(config, sort_keys=False)
-        self.config_path.write_text(text, encoding="utf-8")
-        return self.run("start", "-c", str(self.config_path), *flags)
-
-    def records(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.record_path.read_text().splitlines()]
 
 
 @pytest.fixture(scope="session")
@@ -123,11 +51,13 @@ def tbot_exe(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def standin(tbot_exe: Path, tmp_path: Path) -> Standin:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_FOREIGN_ENV_PREFIXES)}
-    # What a job with `permissions: id-token: write` has.
-    env["ACTIONS_ID_TOKEN_REQUEST_URL"] = "https://token.actions.example/?audience="
-    env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"] = "runtime-token"
-    return Standin(tbot_exe, env, tmp_path)
+    return Standin(tbot_exe, clean_env(), tmp_path)
+
+
+@pytest.fixture(name="collector")
+def collector_fixture() -> Iterator[Collector]:
+    with collector() as endpoint:
+        yield endpoint
 
 
 # --- version and CLI ---------------------------------------------------------------
@@ -159,8 +89,10 @@ def test_version_defaults_to_16_4_2(standin: Standin) -> None:
         ["start", "--config={cfg}"],
         ["start", "legacy", "-c", "{cfg}"],
         ["-d", "start", "-c", "{cfg}"],
+        ["start", "-c", "{cfg}", "--diag-addr", "127.0.0.1:9"],
+        ["start", "-c", "{cfg}", "--diag-addr=127.0.0.1:9"],
     ],
-    ids=["short", "long", "long-equals", "v17-legacy", "global-debug"],
+    ids=["short", "long", "long-equals", "v17-legacy", "global-debug", "diag", "diag-equals"],
 )
 def test_start_spellings(standin: Standin, args: list[str]) -> None:
     standin.config_path.write_text(yaml.safe_dump(standin.config()))
@@ -181,6 +113,11 @@ def test_start_spellings(standin: Standin, args: list[str]) -> None:
         ([], "ERROR: expected command but got nothing"),
         (["start", "identity", "-c", "{cfg}"], 'ERROR: unexpected argument "identity"'),
         (["version", "--config", "{cfg}"], "ERROR: unknown flag '--config'"),
+        (
+            ["start", "-c", "{cfg}", "--diag-addr"],
+            "ERROR: expected argument for flag '--diag-addr'",
+        ),
+        (["version", "--diag-addr=127.0.0.1:9"], "ERROR: unknown flag '--diag-addr'"),
     ],
     ids=[
         "unknown-long",
@@ -192,6 +129,8 @@ def test_start_spellings(standin: Standin, args: list[str]) -> None:
         "no-command",
         "unsupported-subcommand",
         "config-on-version",
+        "diag-missing-value",
+        "diag-on-version",
     ],
 )
 def test_cli_errors(standin: Standin, args: list[str], message: str) -> None:
@@ -283,33 +222,21 @@ INVALID_CONFIGS: list[tuple[str, Mutation | str, str]] = [
     ("storage-unknown-type", _set("storage", {"type": "disk"}), "destination type (disk)"),
     ("storage-k8s-secret", _set("storage.type", "kubernetes_secret"), "type (kubernetes_secret)"),
     ("storage-dir-no-path", _set("storage", {"type": "directory"}), "path must not be empty"),
-    (
-        "storage-unknown-key",
-        _set("storage.size", 3),
-        "field size not found in type config.DestinationMemory",
-    ),
     ("outputs-not-list", _set("outputs", {"type": "identity"}), "!!map into config.Outputs"),
     ("output-unknown-type", _set("outputs.0.type", "bogus"), "unrecognized output type (bogus)"),
-    (
-        "identity-unknown-key",
-        _set("outputs.0.ttl", "1h"),
-        "field ttl not found in type config.IdentityOutput",
-    ),
+    ("identity-cluster-not-string", _set("outputs.0.cluster", [1]), "!!seq into string"),
     ("identity-no-destination", _drop("outputs.0.destination"), "no destination configured"),
     ("ssh-config-bad", _set("outputs.0.ssh_config", "maybe"), 'ssh_config mode: "maybe"'),
     ("allow-reissue-bad", _set("outputs.0.allow_reissue", "sure"), "`sure` into bool"),
     ("roles-not-list", _set("outputs.0.roles", "admin"), "!!str `admin` into []string"),
     ("destination-bad-type", _set("outputs.0.destination.type", "s3"), "destination type (s3)"),
     ("destination-no-path", _drop("outputs.0.destination.path"), "path must not be empty"),
-    (
-        "destination-unknown-key",
-        _set("outputs.0.destination.mode", "0700"),
-        "field mode not found in type config.DestinationDirectory",
-    ),
+    ("destination-path-not-string", _set("outputs.0.destination.path", {}), "!!map into string"),
     ("symlinks-bad", _set("outputs.0.destination.symlinks", "maybe"), 'symlinks mode: "maybe"'),
     ("acls-bad", _set("outputs.0.destination.acls", "on"), 'acls mode: "on"'),
     ("services-not-list", _set("services", {}), "!!map into config.ServiceConfigs"),
     ("service-unknown-type", _set("services", [{"type": "nope"}]), "service type (nope)"),
+    ("service-not-a-map", _set("services", ["x"]), "!!str `x` into config.ServiceConfig"),
     ("oneshot-not-bool", _set("oneshot", "maybe"), "`maybe` into bool"),
     ("fips-on-non-fips-binary", _set("fips", True), "FIPS mode enabled"),
     ("not-yaml", "version: v2\nproxy_server: [\n", "failed parsing config file version: yaml:"),
@@ -474,14 +401,6 @@ def test_try_secure_refuses_a_planted_symlink(standin: Standin) -> None:
     assert victim.read_text() == "keep"
 
 
-def test_daemon_mode_exits_like_oneshot(standin: Standin) -> None:
-    config = standin.config()
-    config.update(oneshot=False, renewal_interval="20m")
-    result = standin.start(config)
-    assert result.returncode == 0, result.stderr
-    assert (standin.out_dir / "identity").is_file()
-
-
 # --- knobs -----------------------------------------------------------------------
 
 
@@ -549,66 +468,17 @@ def test_record_knob_records_failures(standin: Standin) -> None:
 # --- telemetry ---------------------------------------------------------------------
 
 
-@dataclass
-class Received:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass
-class Collector:
-    url: str
-    requests: list[Received] = field(default_factory=list)
-
-
-@pytest.fixture
-def collector() -> Iterator[Collector]:
-    """A reporting endpoint on 127.0.0.1 that stores what it gets."""
-    received: list[Received] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            received.append(Received(self.path, dict(self.headers.items()), body))
-            reply = tbot_pb2.SubmitTbotEventResponse().SerializeToString()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/proto")
-            self.send_header("Content-Length", str(len(reply)))
-            self.end_headers()
-            self.wfile.write(reply)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # keep pytest output clean
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    # A short poll interval: shutdown() waits for it.
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    port = server.server_address[1]
-    try:
-        yield Collector(url=f"http://127.0.0.1:{port}", requests=received)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-
-def enable_telemetry(standin: Standin, collector: Collector, value: str = "1") -> None:
-    standin.env["TELEPORT_ANONYMOUS_TELEMETRY"] = value
-    standin.env["TELEPORT_ANONYMOUS_TELEMETRY_ADDRESS"] = collector.url
-    standin.env["_TBOT_TELEMETRY_HELPER"] = HELPER
-    standin.env["_TBOT_TELEMETRY_HELPER_VERSION"] = "2.0.0"
-
-
 @pytest.mark.parametrize("value", ["1", "t"])
 def test_telemetry_posts_one_event(standin: Standin, collector: Collector, value: str) -> None:
-    enable_telemetry(standin, collector, value)
+    enable_telemetry(standin.env, collector, value)
     standin.env["STANDIN_TBOT_RECORD"] = str(standin.record_path)
     config = standin.config()
+    memory = {"type": "memory"}
     config["outputs"] += [
-        {"type": kind, "destination": {"type": "memory"}}
-        for kind in ("application", "database", "kubernetes", "ssh_host")
+        {"type": "application", "destination": memory, "app_name": "grafana"},
+        {"type": "database", "destination": memory, "service": "pg"},
+        {"type": "kubernetes", "destination": memory, "kubernetes_cluster": "k1"},
+        {"type": "ssh_host", "destination": memory},
     ]
     before = time.time()
     result = standin.start(config)
@@ -641,25 +511,9 @@ def test_telemetry_posts_one_event(standin: Standin, collector: Collector, value
     assert entry["reported"] is True
 
 
-def test_telemetry_daemon_mode_without_helper(standin: Standin, collector: Collector) -> None:
-    enable_telemetry(standin, collector)
-    del standin.env["_TBOT_TELEMETRY_HELPER"]  # a helper version alone is not reported
-    standin.env["STANDIN_TBOT_VERSION"] = "17.2.8"
-    config = standin.config()
-    config["oneshot"] = False
-    config["onboarding"]["join_method"] = "token"
-    result = standin.start(config)
-    assert result.returncode == 0, result.stderr
-    (sent,) = collector.requests
-    start = tbot_pb2.SubmitTbotEventRequest.FromString(sent.body).start
-    assert start.run_mode == tbot_pb2.TbotStartEvent.RUN_MODE_DAEMON
-    assert (start.version, start.join_type) == ("17.2.8", "token")
-    assert (start.helper, start.helper_version) == ("", "")
-
-
 @pytest.mark.parametrize("value", ["0", "yes", "", " 1"])
 def test_telemetry_off_sends_nothing(standin: Standin, collector: Collector, value: str) -> None:
-    enable_telemetry(standin, collector, value)
+    enable_telemetry(standin.env, collector, value)
     result = standin.start()
     assert result.returncode == 0, result.stderr
     assert (
@@ -670,21 +524,21 @@ def test_telemetry_off_sends_nothing(standin: Standin, collector: Collector, val
 
 
 def test_telemetry_sent_even_when_the_join_fails(standin: Standin, collector: Collector) -> None:
-    enable_telemetry(standin, collector)
+    enable_telemetry(standin.env, collector)
     standin.env["STANDIN_TBOT_FAIL"] = "join failed"
     assert standin.start().returncode == 1
     assert len(collector.requests) == 1
 
 
 def test_telemetry_not_sent_for_invalid_config(standin: Standin, collector: Collector) -> None:
-    enable_telemetry(standin, collector)
+    enable_telemetry(standin.env, collector)
     config = standin.config()
     config["nope"] = 1
     assert standin.start(config).returncode == 1
     assert collector.requests == []
 
 
-def test_telemetry_failure_only_warns(standin: Standin) -> None:
+def test_telemetry_failure_is_logged_not_fatal(standin: Standin) -> None:
     with socket.socket() as probe:  # a port nobody listens on: connection refused
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -693,7 +547,7 @@ def test_telemetry_failure_only_warns(standin: Standin) -> None:
     standin.env["STANDIN_TBOT_RECORD"] = str(standin.record_path)
     result = standin.start()
     assert result.returncode == 0, result.stderr
-    assert " WARN [TBOT]      Failed to send anonymous telemetry." in result.stderr
+    assert " ERRO [TBOT]      Failed to send anonymous telemetry." in result.stderr
     (entry,) = standin.records()
     assert entry["reported"] is False
 
