@@ -7,6 +7,7 @@ import sys
 import traceback
 
 from teleport_auth import gha
+from teleport_auth.cancel import cancellable
 from teleport_auth.gha import ActionFailure
 from teleport_auth.step import run
 
@@ -18,7 +19,9 @@ def main(argv: list[str] | None = None) -> int:
     """
     member = argv[0] if argv else ""
     try:
-        return run(os.environ, member)
+        # SIGINT/SIGTERM/SIGHUP become Cancelled (an ActionFailure): every cleanup runs.
+        with cancellable():
+            return run(os.environ, member)
     except ActionFailure as failure:
         return gha.die(failure)
     except KeyboardInterrupt:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import secrets
+import select
 import shutil
 import signal
 import subprocess
@@ -12,8 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from teleport_auth import HELPER_NAME, __version__, gha
+from teleport_auth import HELPER_NAME, __version__, cancel, gha
+from teleport_auth.cancel import Cancelled
 from teleport_auth.gha import ActionFailure
+from teleport_auth.relay import LineRelay
 from teleport_auth.telemetry import HELPER_ENV, HELPER_VERSION_ENV, OPT_IN_ENV
 
 _VERSION_LINE = re.compile(
@@ -131,44 +136,164 @@ class RunResult:
     seconds: float
 
 
+# After the step is cancelled, tbot gets this long to exit on the same signal.
+STOP_WAIT_SECONDS = 5.0
+# Once tbot has exited, what is left in the pipe is relayed for at most this
+# long: a process tbot left behind that holds its stdout cannot hold the step.
+DRAIN_SECONDS = 0.5
+# How often the relay looks at tbot and at a pending cancellation.
+_TICK_SECONDS = 0.05
+_READ_BYTES = 64 * 1024
+_ERROR_MAX_CHARS = 1000
+
+
 def run_start(tbot: str, config_path: Path, env: Mapping[str, str], *, debug: bool) -> RunResult:
     """Run ``tbot start -c CONFIG``, streaming its output inside a log group.
 
     tbot's output is relayed with workflow commands stopped, so a line that
-    happens to start with ``::`` cannot act on the job.
+    happens to start with ``::`` cannot act on the job. A cancelling signal
+    (see :mod:`teleport_auth.cancel`) is passed on to tbot, which is waited for
+    (at most ``STOP_WAIT_SECONDS``, then killed) before :class:`Cancelled` is raised.
     """
     argv = [tbot, "start", "-c", str(config_path)]
     if debug:
         argv.append("--debug")
-    last_error = ""
     resume = secrets.token_hex(16)
     started = time.monotonic()
-    with gha.group("tbot start"):
+    output = _Output()
+    # Nothing in here is cut short by a signal: it is handled in _supervise.
+    with cancel.deferred(), gha.group("tbot start"):
         gha.info(f"::stop-commands::{resume}")
         try:
-            proc = subprocess.Popen(
-                argv,
-                env=dict(env),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                encoding="utf-8",
-                errors="replace",
-                bufsize=1,
-            )
-            with proc:
-                for line in proc.stdout or ():
-                    gha.info(line.rstrip("\n"))
-                    match = _ERROR_LINE.match(line)
-                    if match:
-                        last_error = match["message"]
-        except OSError as exc:
-            raise ActionFailure(f"Could not start tbot: {exc}", hint=_SETUP_HINT) from None
+            if (signum := cancel.requested()) is not None:
+                raise Cancelled(signum)
+            try:
+                proc = subprocess.Popen(
+                    argv,
+                    env=dict(env),
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                )
+            except OSError as exc:
+                raise ActionFailure(f"Could not start tbot: {exc}", hint=_SETUP_HINT) from None
+            _supervise(proc, output)
         finally:
-            # Whatever happened, workflow commands work again for the rest of the step.
+            # Whatever happened, workflow commands work again for the rest of the
+            # step; the relay has ended its last line, so this one is a line of its own.
             gha.info(f"::{resume}::")
-    return RunResult(proc.returncode, last_error, time.monotonic() - started)
+    return RunResult(proc.returncode, output.last_error, time.monotonic() - started)
+
+
+class _Output:
+    """tbot's output into the log, remembering its last ``ERROR:`` line."""
+
+    def __init__(self) -> None:
+        self.last_error = ""
+        self.relay = LineRelay(self._line)
+
+    def _line(self, text: str, line_start: bool) -> None:
+        gha.info(text)
+        match = _ERROR_LINE.match(text) if line_start else None
+        if match:
+            message = match["message"]
+            if len(message) > _ERROR_MAX_CHARS:
+                message = message[:_ERROR_MAX_CHARS] + "…"
+            self.last_error = message
+
+    def note(self, text: str) -> None:
+        """A line of our own amid tbot's output."""
+        self.relay.break_line()
+        gha.info(text)
+
+
+@dataclass
+class _Stop:
+    """A cancellation seen while tbot's output was being relayed."""
+
+    signum: int
+    tbot_running: bool
+    kill_at: float
+    killed_because: str = ""
+
+    def outcome(self) -> str:
+        name = signal.Signals(self.signum).name
+        if not self.tbot_running:
+            what = " just after tbot exited"
+        elif self.killed_because:
+            what = (
+                f" while tbot was running: tbot got {name} too and was killed "
+                f"({self.killed_because})"
+            )
+        else:
+            what = f" while tbot was running: tbot got {name} too and exited"
+        return what + ". No outputs or variables were set"
+
+
+def _supervise(proc: subprocess.Popen[bytes], output: _Output) -> None:
+    """Relay tbot's output until it has exited; stop it if the step is cancelled."""
+    pipe = proc.stdout
+    if pipe is None:  # stdout=PIPE always gives one
+        raise RuntimeError("tbot's output pipe is missing")
+    stop: _Stop | None = None
+    drain_until: float | None = None
+    try:
+        while True:
+            now = time.monotonic()
+            if stop is None and (signum := cancel.requested()) is not None:
+                stop = _Stop(signum, proc.poll() is None, now + STOP_WAIT_SECONDS)
+                if stop.tbot_running:
+                    output.note(
+                        f"The step was cancelled ({signal.Signals(signum).name}): passing it "
+                        f"on to tbot, which has {STOP_WAIT_SECONDS:.0f} s to exit."
+                    )
+                    _send(proc, signum)
+            if (
+                stop is not None
+                and proc.poll() is None
+                and (cancel.repeated() or now >= stop.kill_at)
+            ):
+                stop.killed_because = (
+                    "another signal came"
+                    if cancel.repeated()
+                    else f"it did not exit within {STOP_WAIT_SECONDS:.0f} s"
+                )
+                output.note(f"Killing tbot: {stop.killed_because}.")
+                proc.kill()
+                proc.wait()
+            if drain_until is None and proc.poll() is not None:
+                drain_until = now + DRAIN_SECONDS
+            if pipe.closed:
+                if drain_until is not None:
+                    break
+                _wait_a_tick(proc)
+            elif drain_until is not None and now >= drain_until:
+                break
+            elif select.select([pipe], [], [], _TICK_SECONDS)[0]:
+                data = os.read(pipe.fileno(), _READ_BYTES)
+                if data:
+                    output.relay.feed(data)
+                else:
+                    pipe.close()
+    finally:
+        # Even if something above failed: no tbot is left behind, nothing holds the pipe.
+        output.relay.close()
+        pipe.close()
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    if stop is not None:
+        raise Cancelled(stop.signum, stop.outcome())
+
+
+def _send(proc: subprocess.Popen[bytes], signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):  # it has just exited
+        proc.send_signal(signum)
+
+
+def _wait_a_tick(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=_TICK_SECONDS)
 
 
 def describe_exit(code: int) -> str:
