@@ -50,7 +50,7 @@ from steptime.act_runs import act_rounds
 from steptime.anchor import node_floor, prepare_anchor
 from steptime.context import Context
 from steptime.direct import direct_measurements, direct_run, startup_floor
-from steptime.harness import act_binary
+from steptime.harness import REPO, SHIPPED, act_binary
 from steptime.model import HEALTHY, MODES, BenchError, say
 from steptime.prepare import (
     install_bin,
@@ -71,6 +71,25 @@ def load() -> str:
     return f"{one:.2f} (1 min), {five:.2f} (5 min)"
 
 
+def revision() -> str:
+    """The commit measured, and whether what the action ships differs from it."""
+    git = ["git", "-C", str(REPO)]
+    head = subprocess.run(
+        [*git, "log", "-1", "--format=%h %cd", "--date=short"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    changed = subprocess.run(
+        [*git, "status", "--porcelain", "--", *[s for s in SHIPPED if s != "_vendor"]],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.splitlines()
+    dirty = f", plus uncommitted changes in {len(changed)} shipped files" if changed else ""
+    return f"{head or '(not a git checkout)'}{dirty}"
+
+
 def header(ctx: Context, load_at_start: str) -> list[str]:
     act = subprocess.run(
         [act_binary(), "--version"], capture_output=True, text=True, check=False
@@ -80,6 +99,7 @@ def header(ctx: Context, load_at_start: str) -> list[str]:
         f"  date         {datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S} UTC",
         f"  machine      {platform.node()}: {platform.system()} {platform.machine()}, "
         f"{os.cpu_count()} CPUs (nproc: {len(os.sched_getaffinity(0))})",
+        f"  code         {revision()}",
         f"  load average at the start {load_at_start}; at the end {load()}",
         f"  interpreter  {ctx.python} (CPython {ctx.python_version})",
         "               an ELF binary, not a shim; the step gets it as TELEPORT_AUTH_PYTHON "

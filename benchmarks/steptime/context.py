@@ -41,7 +41,7 @@ class Context:
     def variants(self) -> list[Variant]:
         """Every kind of act run, in the order of a round.
 
-        The original runs right after this project's opted-out run in the reference
+        The original runs next to this project's opted-out run in the reference
         mode; the 1 s-tbot pair (off, on) closes the round.
         """
         ref = self.reference

@@ -190,7 +190,7 @@ def report_anchor(ctx: Context, res: Results) -> None:
     add(f"   {anchor.using_note}; run by {anchor.node} {anchor.node_version}")
     add(
         f"   both through the same act, workflow (demo/workflow.yml), instant tbot and job env, "
-        f"{len(ours)} runs each in the same rounds (the original right after this project)"
+        f"{len(ours)} runs each in the same rounds (next to this project's opted-out run)"
     )
     add(f"   this project in [{ctx.modes.index(ref) + 1}] {ref.key}")
     add(HEAD)
