@@ -30,6 +30,22 @@ ORIGINALS: dict[str, tuple[str, set[str], set[str]]] = {
         {"app"},
         {"destination-dir", "identity-file", "certificate-file", "key-file"},
     ),
+    # The daemon members add the tbot process id (they have no post step to stop it).
+    "database-tunnel": (
+        "database-tunnel/action.yml",
+        {"listen", "timeout-ms", "diag-port", "service", "database", "username"},
+        {"database-tunnel-uri", "database-tunnel-port", "diag-addr", "log-path", "tbot-pid"},
+    ),
+    "application-tunnel": (
+        "application-tunnel/action.yml",
+        {"listen", "timeout-ms", "diag-port", "app"},
+        {"application-tunnel-uri", "application-tunnel-port", "diag-addr", "log-path", "tbot-pid"},
+    ),
+    "application-proxy": (
+        "application-proxy/action.yml",
+        {"listen", "timeout-ms", "diag-port"},
+        {"application-proxy-uri", "application-proxy-port", "diag-addr", "log-path", "tbot-pid"},
+    ),
 }
 REQUIRED = {"proxy", "token", "kubernetes-cluster", "app", "listen", "service"}
 
@@ -52,6 +68,9 @@ def test_same_interface_as_the_original(member: Member[Any]) -> None:
     for name, spec in action["inputs"].items():
         assert spec["required"] is (name in REQUIRED), name
         assert spec["description"]
+    for name, default in (("timeout-ms", "30000"), ("diag-port", "57263")):
+        if name in action["inputs"]:
+            assert action["inputs"][name]["default"] == default
     # Empty by default, so a TELEPORT_ANONYMOUS_TELEMETRY in the job's env is kept.
     assert action["inputs"]["anonymous-telemetry"]["default"] == ""
     assert set(action["outputs"]) == outputs
@@ -120,9 +139,7 @@ def test_the_generator_notices_a_hand_edit(tmp_path: Path) -> None:
     # A copy of the generator in a scratch tree whose k8s/action.yml was edited.
     scratch = tmp_path / "repo"
     (scratch / "scripts").mkdir(parents=True)
-    (scratch / "scripts" / "gen_actions").write_text(
-        (REPO / "scripts" / "gen_actions").read_text()
-    )
+    (scratch / "scripts" / "gen_actions").write_text((REPO / "scripts" / "gen_actions").read_text())
     (scratch / "src").symlink_to(REPO / "src")
     (scratch / "_vendor").symlink_to(REPO / "_vendor")
     for member in MEMBERS:

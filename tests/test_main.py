@@ -366,7 +366,7 @@ def test_a_bug_is_one_error_not_a_traceback(
     def broken(*args: object, **kwargs: object) -> None:
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setattr("teleport_auth.step._build_config", broken)
+    monkeypatch.setattr("teleport_auth.run_context.build_config", broken)
     code, log = run_step(capsys)
     assert code == 1
     [error] = errors(log)

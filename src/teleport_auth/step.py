@@ -9,26 +9,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from teleport_auth import __version__, gha
-from teleport_auth.config import build_config as _build_config
-from teleport_auth.config import private_dir, redacted, to_yaml, write_config
+from teleport_auth.background import run_daemon
 from teleport_auth.family import member as find_member
 from teleport_auth.family.spec import Member, Published, Version
 from teleport_auth.gha import ActionFailure
 from teleport_auth.inputs import Inputs, raw_input, read_inputs, telemetry_consent
-from teleport_auth.runner_files import RunnerFiles, describe_os_error
-from teleport_auth.tbot import (
-    TbotVersion,
-    describe_exit,
-    find_tbot,
-    read_version,
-    run_start,
-    step_exit_code,
-    tbot_env,
-)
+from teleport_auth.oneshot import run_oneshot
+from teleport_auth.run_context import Context, make_private_dir
+from teleport_auth.runner_files import RunnerFiles
+from teleport_auth.tbot import TbotVersion, find_tbot, read_version
 from teleport_auth.telemetry import HELPER_ENV, HELPER_VERSION_ENV, consent_line
 
 if TYPE_CHECKING:
-    from teleport_auth.telemetry.reporter import Reporter
+    pass
 
 SETUP_HINT = (
     "Install tbot before this step, for example with "
@@ -63,26 +56,6 @@ def _runner_temp(env: Mapping[str, str]) -> Path:
     return temp
 
 
-def _private_dir(temp: Path) -> Path:
-    try:
-        return private_dir(temp)
-    except OSError as exc:
-        raise ActionFailure(
-            f"Could not create a private directory in RUNNER_TEMP ({temp}): "
-            f"{describe_os_error(exc)}."
-        ) from None
-
-
-def _write_config(config: dict[str, Any], directory: Path) -> Path:
-    try:
-        return write_config(config, directory)
-    except OSError as exc:
-        raise ActionFailure(
-            f"Could not write the tbot configuration in RUNNER_TEMP ({directory}): "
-            f"{describe_os_error(exc)}."
-        ) from None
-
-
 def _check_versions(version: TbotVersion, requirements: tuple[tuple[Version, str], ...]) -> None:
     for minimum, what in requirements:
         if not version.at_least(minimum):
@@ -91,32 +64,6 @@ def _check_versions(version: TbotVersion, requirements: tuple[tuple[Version, str
                 f"{what} needs tbot {wanted} or newer; the installed tbot is {version.text}.",
                 hint=SETUP_HINT,
             )
-
-
-def _start_telemetry(
-    tbot_version: str, config: dict[str, Any], env: Mapping[str, str]
-) -> tuple[Reporter | None, str]:
-    """Start the submission alongside tbot. Telemetry never fails the job, even on a bug."""
-    try:
-        # Imported only when opted in: an opted-out run never loads the telemetry code.
-        from teleport_auth.telemetry import reporter  # noqa: PLC0415
-
-        started = reporter.start(tbot_version, config, env)
-    except Exception as exc:
-        gha.warning(_TELEMETRY_BROKEN.format(error=f"{type(exc).__name__}: {exc}"))
-        return None, "on: not sent (see the warning above)"
-    if isinstance(started, str):
-        return None, started
-    return started, "on"
-
-
-def _finish_telemetry(reporter: Reporter, *, tbot_succeeded: bool) -> str:
-    try:
-        return reporter.finish(tbot_succeeded=tbot_succeeded)
-    except Exception as exc:
-        reporter.abandon()
-        gha.warning(_TELEMETRY_BROKEN.format(error=f"{type(exc).__name__}: {exc}"))
-        return "on: outcome unknown (see the warning above)"
 
 
 def _summary(
@@ -153,7 +100,7 @@ def run(env: MutableMapping[str, str], member_key: str = "") -> int:
     member = _member(member_key)
     inputs = read_inputs(env)
     own = member.read(env)
-    for message in inputs.warnings:
+    for message in (*inputs.warnings, *member.warnings(own)):
         gha.warning(message)
     temp = _runner_temp(env)
     consent = telemetry_consent(env)
@@ -174,20 +121,15 @@ def run(env: MutableMapping[str, str], member_key: str = "") -> int:
     files = RunnerFiles.open(env, with_env=exporting)
     destination: Path | None = None
     try:
-        destination = _private_dir(temp)
-        published, telemetry = _run_tbot(
-            env,
-            member,
-            own,
-            inputs,
-            tbot=tbot,
-            version=version,
-            destination=destination,
-            telemetry_on=consent.enabled,
-        )
+        destination = make_private_dir(temp)
+        context = Context(env, member, own, inputs, tbot, version, destination, consent.enabled)
+        if member.daemon is not None:
+            published, telemetry = run_daemon(context, member.daemon(own))
+        else:
+            published, telemetry = run_oneshot(context)
         files.publish(published.outputs, published.exports if exporting else {})
     except BaseException:
-        # All or nothing: a failed step leaves no identity behind.
+        # All or nothing: a failed step leaves no identity (or log) behind.
         if destination is not None:
             shutil.rmtree(destination, ignore_errors=True)
         raise
@@ -196,54 +138,7 @@ def run(env: MutableMapping[str, str], member_key: str = "") -> int:
 
     if member.exports and inputs.disable_env_vars:
         gha.info("disable-env-vars is set: no environment variables are exported.")
-    gha.info(f"Credentials written to {destination}.")
+    if member.oneshot:
+        gha.info(f"Credentials written to {destination}.")
     gha.append_summary(_summary(member, version, published, _exported(member, inputs), telemetry))
     return 0
-
-
-def _run_tbot(
-    env: MutableMapping[str, str],
-    member: Member[Any],
-    own: object,
-    inputs: Inputs,
-    *,
-    tbot: str,
-    version: TbotVersion,
-    destination: Path,
-    telemetry_on: bool,
-) -> tuple[Published, str]:
-    """Write the config, run tbot once with telemetry alongside; what to publish."""
-    config = _build_config(inputs, member.entry(own, destination), oneshot=member.oneshot)
-    if gha.is_debug(env):
-        gha.debug("tbot configuration (token redacted):")
-        for line in to_yaml(redacted(config)).splitlines():
-            gha.debug(line)
-
-    config_dir = _private_dir(destination.parent)
-    reporter, telemetry = (
-        _start_telemetry(version.text, config, env) if telemetry_on else (None, "off")
-    )
-    try:
-        config_path = _write_config(config, config_dir)
-        result = run_start(tbot, config_path, tbot_env(env), debug=gha.is_debug(env))
-    except BaseException:
-        if reporter is not None:
-            reporter.abandon()
-        raise
-    finally:
-        # The config holds the token and is only needed while tbot runs.
-        shutil.rmtree(config_dir, ignore_errors=True)
-
-    if reporter is not None:
-        telemetry = _finish_telemetry(reporter, tbot_succeeded=result.exit_code == 0)
-    gha.debug(f"tbot ran for {result.seconds * 1000:.0f} ms")
-    if result.exit_code != 0:
-        detail = f": {result.last_error}" if result.last_error else ""
-        raise ActionFailure(
-            f"tbot {describe_exit(result.exit_code)}{detail}",
-            exit_code=step_exit_code(result.exit_code),
-            hint="The tbot output is in the `tbot start` group of the step's log. "
-            "A missing `ACTIONS_ID_TOKEN_REQUEST_URL` means the job lacks "
-            "`permissions: id-token: write`.",
-        )
-    return member.publish(own, inputs, destination), telemetry

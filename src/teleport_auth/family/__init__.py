@@ -8,10 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from teleport_auth.family import application, auth, k8s
+from teleport_auth.family import application, auth, k8s, tunnels
 from teleport_auth.family.spec import Member
 
-MEMBERS: tuple[Member[Any], ...] = (auth.MEMBER, k8s.MEMBER, application.MEMBER)
+MEMBERS: tuple[Member[Any], ...] = (
+    auth.MEMBER,
+    k8s.MEMBER,
+    application.MEMBER,
+    tunnels.DATABASE_TUNNEL,
+    tunnels.APPLICATION_TUNNEL,
+    tunnels.APPLICATION_PROXY,
+)
 
 
 def member(key: str) -> Member[Any] | None:

@@ -54,6 +54,18 @@ class Entry:
 
 
 @dataclass(frozen=True)
+class Daemon:
+    """How the step runs a daemon member's tbot: where to ask for readiness, how long."""
+
+    diag_port: int
+    timeout_ms: int
+
+    @property
+    def diag_addr(self) -> str:
+        return f"127.0.0.1:{self.diag_port}"
+
+
+@dataclass(frozen=True)
 class Member(Generic[Own]):
     key: str
     # The folder of its action.yml in this repository ("" for the root, auth).
@@ -72,7 +84,14 @@ class Member(Generic[Own]):
     publish: Callable[[Own, Inputs, Path], Published]
     # Further tbot versions some of its inputs need: (version, why).
     extra_requirements: Callable[[Own], tuple[tuple[Version, str], ...]] = lambda _own: ()
-    oneshot: bool = True
+    # Values accepted as the original accepts them, but worth a ::warning::.
+    warnings: Callable[[Own], tuple[str, ...]] = lambda _own: ()
+    # Set for the members whose tbot keeps running in the background.
+    daemon: Callable[[Own], Daemon] | None = None
+
+    @property
+    def oneshot(self) -> bool:
+        return self.daemon is None
 
     @property
     def helper(self) -> str:

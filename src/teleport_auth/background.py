@@ -1,0 +1,109 @@
+"""The daemon members: tbot keeps running, detached, for the rest of the job."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+
+from teleport_auth import daemon, gha
+from teleport_auth.family.spec import Daemon, Published
+from teleport_auth.gha import ActionFailure
+from teleport_auth.run_context import (
+    Context,
+    abandon_telemetry,
+    finish_telemetry,
+    make_private_dir,
+    start_telemetry,
+    write_private_config,
+)
+from teleport_auth.tbot import tbot_env
+
+_LOG_HINT = (
+    "tbot's last lines are in the `tbot log` group of the step's log. A missing "
+    "`ACTIONS_ID_TOKEN_REQUEST_URL` means the job lacks `permissions: id-token: write`."
+)
+
+
+def _show_log(running: daemon.Daemon) -> None:
+    """tbot's last lines, with workflow commands stopped so none of them can act."""
+    resume = secrets.token_hex(16)
+    with gha.group("tbot log (last lines)"):
+        gha.info(f"::stop-commands::{resume}")
+        try:
+            for line in daemon.log_tail(running.log_path):
+                gha.info(line)
+        finally:
+            gha.info(f"::{resume}::")
+
+
+def _wait(running: daemon.Daemon, timeout_ms: int) -> None:
+    if timeout_ms == 0:
+        gha.warning(
+            "timeout-ms is 0: not waiting for tbot to be ready, so the tunnel may not accept "
+            "connections yet."
+        )
+        if not daemon.wait_config_read(running):
+            gha.warning(
+                f"tbot's diagnostics service did not answer within "
+                f"{daemon.CONFIG_READ_SECONDS:g} s; its configuration file is removed anyway."
+            )
+        return
+    seconds = daemon.wait_ready(running, timeout_ms)
+    gha.info(f"tbot is ready after {seconds * 1000:.0f} ms.")
+
+
+def run_daemon(context: Context, settings: Daemon) -> tuple[Published, str]:
+    """Start tbot detached, wait until it is ready, remove the config; what to publish."""
+    config = context.config()
+    config_dir = make_private_dir(context.workdir.parent)
+    reporter, telemetry = start_telemetry(context, config)
+    running: daemon.Daemon | None = None
+    try:
+        config_path = write_private_config(config, config_dir)
+        running = daemon.start(
+            context.tbot,
+            config_path,
+            tbot_env(context.env),
+            diag_addr=settings.diag_addr,
+            log_dir=context.workdir,
+            debug=gha.is_debug(context.env),
+        )
+        gha.info(
+            f"Started tbot in the background (pid {running.pid}), diagnostics on "
+            f"{settings.diag_addr}, log in {running.log_path}."
+        )
+        _wait(running, settings.timeout_ms)
+    except daemon.NotReady as failure:
+        telemetry = finish_telemetry(reporter, telemetry, tbot_succeeded=False)
+        if running is not None:
+            daemon.stop(running)
+            _show_log(running)
+        raise ActionFailure(failure.message, hint=_LOG_HINT) from None
+    except BaseException:
+        # A cancelled or failed step leaves no tbot behind.
+        if running is not None:
+            daemon.stop(running)
+        abandon_telemetry(reporter)
+        raise
+    finally:
+        # The config holds the token: gone as soon as tbot is ready (or has failed).
+        shutil.rmtree(config_dir, ignore_errors=True)
+
+    telemetry = finish_telemetry(reporter, telemetry, tbot_succeeded=True)
+    own = context.member.publish(context.own, context.inputs, context.workdir)
+    outputs = {
+        **own.outputs,
+        "diag-addr": settings.diag_addr,
+        "log-path": str(running.log_path),
+        "tbot-pid": str(running.pid),
+    }
+    rows = (
+        *own.rows,
+        ("tbot process id", str(running.pid)),
+        ("tbot log", str(running.log_path)),
+    )
+    gha.info(
+        f"tbot keeps running in the background (pid {running.pid}) for the rest of the job; "
+        f"its log: {running.log_path}"
+    )
+    return Published(outputs, rows=rows), telemetry

@@ -1,0 +1,368 @@
+"""The daemon members: ``database-tunnel``, ``application-tunnel`` and ``application-proxy``.
+
+tbot runs in the background (``oneshot: false``) with one service that listens
+on ``listen``; the step waits for its diagnostics service to report ready
+(``teleport_auth.daemon``). The inputs they share with each other are here.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from teleport_auth.family.spec import Daemon, Entry, InputSpec, Member, OutputSpec, Published
+from teleport_auth.inputs import InputError, Inputs, raw_input, shown, validate_resource_name
+
+# The originals' defaults (FACTS §5).
+DEFAULT_TIMEOUT_MS = 30000
+DEFAULT_DIAG_PORT = 57263
+# The services these members configure appeared in tbot 18.6.4 (as the originals require).
+MIN_TBOT = (18, 6, 4)
+# JavaScript's parseInt: optional sign and leading digits after leading whitespace.
+_JS_INT = re.compile(r"\s*([+-]?[0-9]+)")
+
+
+@dataclass(frozen=True)
+class Tunnel:
+    """The inputs every daemon member has."""
+
+    listen: str
+    host: str
+    port: int
+    timeout_ms: int
+    diag_port: int
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def daemon(self) -> Daemon:
+        return Daemon(diag_port=self.diag_port, timeout_ms=self.timeout_ms)
+
+
+def _js_int(name: str, value: str, default: int) -> tuple[int, str]:
+    """The original's parseOptionalInt (parseInt, NaN -> default), saying when it guessed."""
+    if not value.strip():
+        return default, ""
+    match = _JS_INT.match(value)
+    if match is None:
+        return default, (
+            f"Input '{name}' is not a number (got {shown(value.strip())}); using the default "
+            f"{default}, as the original action does."
+        )
+    number = int(match.group(1))
+    if value[match.end() :].strip():
+        return number, (
+            f"Input '{name}' has trailing text (got {shown(value.strip())}); using {number}, "
+            "as the original action does."
+        )
+    return number, ""
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """Whether a listener could bind host:port now (SO_REUSEADDR, as Go's listeners set it)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (OSError, UnicodeError):
+        return True  # not resolvable here: tbot will say so itself
+    for family, kind, proto, _, address in infos:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError:
+                return False
+    return True
+
+
+def _listen(value: str) -> tuple[str, str, int]:
+    text = value.strip()
+    expected = "a URI such as tcp://127.0.0.1:5432"
+    if not text:
+        raise InputError(f"Input 'listen' is required: {expected}.")
+    if any(not c.isprintable() or c.isspace() for c in text):
+        raise InputError(f"Input 'listen' must be {expected}, without spaces.")
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        raise InputError(
+            f"Input 'listen' must be {expected} with a port from 1 to 65535."
+        ) from None
+    if parts.scheme.lower() != "tcp":
+        raise InputError(f"Input 'listen' must be a tcp:// URI: {expected}.")
+    if port is None or not 1 <= port <= 65535:
+        raise InputError(f"Input 'listen' needs a port from 1 to 65535: {expected}.")
+    host = parts.hostname or ""
+    if not host:
+        raise InputError(f"Input 'listen' must name a host: {expected}.")
+    return text, host, port
+
+
+def read_tunnel(env: Mapping[str, str]) -> Tunnel:
+    listen, host, port = _listen(raw_input(env, "listen"))
+    warnings: list[str] = []
+    if not _is_loopback(host):
+        warnings.append(
+            f"Input 'listen' binds {host}, not a loopback address: the tunnel can be reached "
+            "from beyond this runner. Use tcp://127.0.0.1:<port> unless that is intended."
+        )
+    timeout_ms, warning = _js_int("timeout-ms", raw_input(env, "timeout-ms"), DEFAULT_TIMEOUT_MS)
+    if warning:
+        warnings.append(warning)
+    if timeout_ms < 0:
+        raise InputError(
+            f"Input 'timeout-ms' must be a non-negative number of milliseconds (got {timeout_ms}); "
+            "0 skips the wait."
+        )
+    diag_port, warning = _js_int("diag-port", raw_input(env, "diag-port"), DEFAULT_DIAG_PORT)
+    if warning:
+        warnings.append(warning)
+    if not 1 <= diag_port <= 65535:
+        raise InputError(f"Input 'diag-port' must be a port from 1 to 65535 (got {diag_port}).")
+    if diag_port == port and _is_loopback(host):
+        raise InputError("Inputs 'diag-port' and 'listen' must use different ports.")
+    if not port_is_free(host, port):
+        raise InputError(
+            f"Input 'listen': port {port} on {host} is already in use; choose a free port."
+        )
+    if not port_is_free("127.0.0.1", diag_port):
+        raise InputError(
+            f"Input 'diag-port': port {diag_port} on 127.0.0.1 is already in use; "
+            "choose a free port for tbot's diagnostics service."
+        )
+    return Tunnel(listen, host, port, timeout_ms, diag_port, tuple(warnings))
+
+
+TUNNEL_INPUTS = (
+    InputSpec(
+        "listen",
+        "Where the local tunnel listens, as a URI with a port, e.g. tcp://127.0.0.1:5432. "
+        "A host other than a loopback address or localhost is accepted with a warning: the "
+        "tunnel is then reachable from beyond the runner.",
+        required=True,
+    ),
+    InputSpec(
+        "timeout-ms",
+        "How long to wait, in milliseconds, for the tunnel to become ready. 0 skips the wait "
+        "(with a warning).",
+        default=str(DEFAULT_TIMEOUT_MS),
+    ),
+    InputSpec(
+        "diag-port",
+        "Port of tbot's diagnostics service on 127.0.0.1, used to wait for readiness.",
+        default=str(DEFAULT_DIAG_PORT),
+    ),
+)
+
+
+def daemon_outputs(prefix: str, what: str) -> tuple[OutputSpec, ...]:
+    return (
+        OutputSpec(f"{prefix}-uri", f"The URI the {what} listens on (the listen input)."),
+        OutputSpec(f"{prefix}-port", f"The port the {what} listens on."),
+        OutputSpec("diag-addr", "Address of tbot's diagnostics service (127.0.0.1:<diag-port>)."),
+        OutputSpec("log-path", "Path of tbot's log file (mode 0600, private to the job's user)."),
+        OutputSpec(
+            "tbot-pid",
+            "Process id of the background tbot, to stop it (kill <pid>) before the job ends.",
+        ),
+    )
+
+
+def tunnel_published(prefix: str, tunnel: Tunnel) -> Published:
+    """The member's own outputs; the step adds diag-addr, log-path and tbot-pid."""
+    return Published(
+        outputs={f"{prefix}-uri": tunnel.listen, f"{prefix}-port": str(tunnel.port)},
+        rows=(("Listening on", tunnel.listen),),
+    )
+
+
+# --- database-tunnel -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Database:
+    tunnel: Tunnel
+    service: str
+    database: str
+    username: str
+
+
+def _plain(name: str, env: Mapping[str, str]) -> str:
+    value = raw_input(env, name).strip()
+    if any(not c.isprintable() or c.isspace() for c in value):
+        raise InputError(f"Input '{name}' must not contain whitespace or control characters.")
+    return value
+
+
+def _read_database(env: Mapping[str, str]) -> Database:
+    return Database(
+        tunnel=read_tunnel(env),
+        service=validate_resource_name("service", raw_input(env, "service"), "database"),
+        database=_plain("database", env),
+        username=_plain("username", env),
+    )
+
+
+def _database_entry(own: Database, where: Path) -> Entry:
+    del where
+    return Entry(
+        "services",
+        {
+            "type": "database-tunnel",
+            "listen": own.tunnel.listen,
+            "roles": [],
+            "service": own.service,
+            "database": own.database,
+            "username": own.username,
+        },
+    )
+
+
+def _database_published(own: Database, inputs: Inputs, where: Path) -> Published:
+    del inputs, where
+    base = tunnel_published("database-tunnel", own.tunnel)
+    return Published(base.outputs, rows=(("Database", own.service), *base.rows))
+
+
+DATABASE_TUNNEL = Member[Database](
+    key="database-tunnel",
+    folder="database-tunnel",
+    original="teleport-actions/database-tunnel",
+    title="Teleport Database Tunnel",
+    description=(
+        "Open a local tunnel, for the rest of the job, to a database behind Teleport, with "
+        "Machine ID (tbot) running in the background."
+    ),
+    inputs=(
+        *TUNNEL_INPUTS,
+        InputSpec(
+            "service", "Name of the database in Teleport (its resource name).", required=True
+        ),
+        InputSpec("database", "Name of the database within that database service to connect to."),
+        InputSpec("username", "Database user to connect as."),
+    ),
+    outputs=daemon_outputs("database-tunnel", "tunnel"),
+    exports=(),
+    min_tbot=MIN_TBOT,
+    read=_read_database,
+    entry=_database_entry,
+    publish=_database_published,
+    warnings=lambda own: own.tunnel.warnings,
+    daemon=lambda own: own.tunnel.daemon,
+)
+
+
+# --- application-tunnel --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class App:
+    tunnel: Tunnel
+    app: str
+
+
+def _read_app(env: Mapping[str, str]) -> App:
+    return App(
+        tunnel=read_tunnel(env),
+        app=validate_resource_name("app", raw_input(env, "app"), "application"),
+    )
+
+
+def _app_entry(own: App, where: Path) -> Entry:
+    del where
+    return Entry(
+        "services",
+        {
+            "type": "application-tunnel",
+            "listen": own.tunnel.listen,
+            "roles": [],
+            "app_name": own.app,
+        },
+    )
+
+
+def _app_published(own: App, inputs: Inputs, where: Path) -> Published:
+    del inputs, where
+    base = tunnel_published("application-tunnel", own.tunnel)
+    return Published(base.outputs, rows=(("Application", own.app), *base.rows))
+
+
+APPLICATION_TUNNEL = Member[App](
+    key="application-tunnel",
+    folder="application-tunnel",
+    original="teleport-actions/application-tunnel",
+    title="Teleport Application Tunnel",
+    description=(
+        "Open a local tunnel, for the rest of the job, to a TCP or HTTP application behind "
+        "Teleport, with Machine ID (tbot) running in the background."
+    ),
+    inputs=(
+        InputSpec("app", "Name of the application in Teleport to tunnel to.", required=True),
+        *TUNNEL_INPUTS,
+    ),
+    outputs=daemon_outputs("application-tunnel", "tunnel"),
+    exports=(),
+    min_tbot=MIN_TBOT,
+    read=_read_app,
+    entry=_app_entry,
+    publish=_app_published,
+    warnings=lambda own: own.tunnel.warnings,
+    daemon=lambda own: own.tunnel.daemon,
+)
+
+
+# --- application-proxy ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Proxy:
+    tunnel: Tunnel
+
+
+def _read_proxy(env: Mapping[str, str]) -> Proxy:
+    return Proxy(read_tunnel(env))
+
+
+def _proxy_entry(own: Proxy, where: Path) -> Entry:
+    del where
+    # App proxies take no roles and no app name (as the original writes it).
+    return Entry("services", {"type": "application-proxy", "listen": own.tunnel.listen})
+
+
+def _proxy_published(own: Proxy, inputs: Inputs, where: Path) -> Published:
+    del inputs, where
+    return tunnel_published("application-proxy", own.tunnel)
+
+
+APPLICATION_PROXY = Member[Proxy](
+    key="application-proxy",
+    folder="application-proxy",
+    original="teleport-actions/application-proxy",
+    title="Teleport Application Proxy",
+    description=(
+        "Open a local HTTP proxy, for the rest of the job, to the HTTP applications behind "
+        "Teleport, with Machine ID (tbot) running in the background."
+    ),
+    inputs=TUNNEL_INPUTS,
+    outputs=daemon_outputs("application-proxy", "proxy"),
+    exports=(),
+    min_tbot=MIN_TBOT,
+    read=_read_proxy,
+    entry=_proxy_entry,
+    publish=_proxy_published,
+    warnings=lambda own: own.tunnel.warnings,
+    daemon=lambda own: own.tunnel.daemon,
+)
