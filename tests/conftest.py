@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,6 +110,41 @@ class Job:
         return sorted(Path(self.env["RUNNER_TEMP"]).iterdir())
 
 
+# Every tbot stand-in started by this test run carries this in its environment.
+SESSION_MARKER = f"pytest-{os.getpid()}-{uuid.uuid4().hex}"
+os.environ["STANDIN_TBOT_SESSION"] = SESSION_MARKER
+
+
+def standin_daemons() -> list[int]:
+    """Pids of stand-in tbot processes of this test run that are still alive."""
+    script = str(REPO / "tests" / "standin" / "tbot.py").encode()
+    marker = f"STANDIN_TBOT_SESSION={SESSION_MARKER}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z" and script in cmdline and marker in environ:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_tbot_outlives_the_suite() -> Iterator[None]:
+    """Every test ends every tbot it started: the run fails if one is still alive at its end."""
+    yield
+    leftovers = standin_daemons()
+    for pid in leftovers:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    assert leftovers == [], f"tbot stand-ins still running after the tests: {leftovers}"
+
+
 @pytest.fixture
 def job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Job:
     """A job with the stand-in tbot on PATH; ``os.environ`` is replaced for the test."""
@@ -131,6 +170,9 @@ def job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Job:
         "TELEPORT_ANONYMOUS_TELEMETRY_ADDRESS": "http://127.0.0.1:9",
         "INPUT_PROXY": "tele.example.com:443",
         "INPUT_TOKEN": "gha-bot-token",
+        "STANDIN_TBOT_SESSION": SESSION_MARKER,
+        # A daemon left behind by a failing test still stops by itself.
+        "STANDIN_TBOT_MAX_LIFETIME": "120",
         **files,
     }
     monkeypatch.setattr(os, "environ", env)

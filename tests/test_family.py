@@ -11,7 +11,14 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import Job, assert_token_only_in_add_mask
+from conftest import (
+    TBOT_APPLICATION_FILES,
+    TBOT_IDENTITY_FILES,
+    TBOT_KUBERNETES_FILES,
+    TBOT_SSH_FILES,
+    Job,
+    assert_token_only_in_add_mask,
+)
 from teleport_auth.config import build_config, to_yaml
 from teleport_auth.family import MEMBERS, member
 from teleport_auth.inputs import InputError, Inputs, env_name
@@ -59,19 +66,8 @@ class Case:
         return [] if self.key == "auth" else [self.key]
 
 
-IDENTITY = frozenset(
-    {
-        "identity",
-        "key",
-        "key.pub",
-        "key-cert.pub",
-        "tlscert",
-        "teleport-host-ca.crt",
-        "teleport-user-ca.crt",
-        "teleport-database-ca.crt",
-    }
-)
-SSH = frozenset({"known_hosts", "ssh_config"})
+IDENTITY = TBOT_IDENTITY_FILES
+SSH = TBOT_SSH_FILES
 
 CASES = [
     Case(
@@ -106,7 +102,7 @@ CASES = [
             "kubeconfig": "kubeconfig.yaml",
         },
         exports={"KUBECONFIG": "kubeconfig"},
-        files=IDENTITY | {"kubeconfig.yaml"},
+        files=TBOT_KUBERNETES_FILES,
         summary_rows=[
             "| Kubernetes cluster | `prod-cluster` |",
             "| Kubeconfig | `{dir}/kubeconfig.yaml` |",
@@ -132,7 +128,7 @@ CASES = [
             "key-file": "key",
         },
         exports={},
-        files=IDENTITY,
+        files=TBOT_APPLICATION_FILES,
         summary_rows=[
             "| Application | `grafana` |",
             "| Certificate file | `{dir}/tlscert` |",

@@ -1,0 +1,382 @@
+"""The daemon members through the whole step, with the stand-in as a daemon and an echo backend."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import stat
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from conftest import Job, assert_token_only_in_add_mask, standin_daemons
+from echo_server import EchoServer
+from teleport_auth.config import build_config, to_yaml
+from teleport_auth.family import member
+from teleport_auth.inputs import InputError, Inputs, env_name
+from teleport_auth.main import main
+
+pytestmark = pytest.mark.step
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Case:
+    key: str
+    own_inputs: dict[str, str]
+    # The original's service entry for these inputs (FACTS §5), without listen.
+    service: dict[str, Any]
+
+
+CASES = [
+    Case(
+        "database-tunnel",
+        {"service": "postgres-prod", "database": "app", "username": "ci"},
+        {
+            "type": "database-tunnel",
+            "roles": [],
+            "service": "postgres-prod",
+            "database": "app",
+            "username": "ci",
+        },
+    ),
+    Case(
+        "application-tunnel",
+        {"app": "grafana"},
+        {"type": "application-tunnel", "roles": [], "app_name": "grafana"},
+    ),
+    Case("application-proxy", {}, {"type": "application-proxy"}),
+]
+
+
+def by_key(case: Case) -> str:
+    return case.key
+
+
+@pytest.fixture
+def echo() -> Iterator[EchoServer]:
+    with EchoServer() as server:
+        yield server
+
+
+@pytest.fixture
+def daemon_job(job: Job, echo: EchoServer) -> Iterator[Job]:
+    """A job for a daemon member: tbot 18.6.4, free ports, the echo backend; no tbot outlives it."""
+    job.env |= {
+        "STANDIN_TBOT_VERSION": "18.6.4",
+        "STANDIN_TBOT_BACKEND": echo.hostport,
+        "INPUT_LISTEN": f"tcp://127.0.0.1:{free_port()}",
+        "INPUT_DIAG_PORT": str(free_port()),
+        "INPUT_TIMEOUT_MS": "20000",
+    }
+    try:
+        yield job
+    finally:
+        pid = Path(job.root / "tbot-pid")
+        if pid.exists():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(int(pid.read_text()), signal.SIGKILL)
+        for leftover in standin_daemons():
+            # Only this test's: its RUNNER_TEMP is in the daemon's config path.
+            cmdline = Path(f"/proc/{leftover}/cmdline").read_bytes()
+            if job.env["RUNNER_TEMP"].encode() in cmdline:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(leftover, signal.SIGKILL)
+
+
+def run_member(job: Job, case: Case, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    job.env |= {env_name(name): value for name, value in case.own_inputs.items()}
+    code = main([case.key])
+    log = capsys.readouterr().out
+    assert_token_only_in_add_mask(log)
+    if "tbot-pid" in job.outputs:
+        (job.root / "tbot-pid").write_text(job.outputs["tbot-pid"])
+    return code, log
+
+
+def errors(log: str) -> list[str]:
+    return [line for line in log.splitlines() if line.startswith("::error")]
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def stop(pid: int) -> None:
+    """Stop the tunnel as the README says: kill <tbot-pid>; wait (bounded) until it is gone."""
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(pid)
+
+
+def echo_through(port: int, payload: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(payload)
+        conn.shutdown(socket.SHUT_WR)
+        received = b""
+        while chunk := conn.recv(65536):
+            received += chunk
+    return received
+
+
+@pytest.mark.parametrize("case", CASES, ids=by_key)
+def test_config_means_what_the_originals_does(case: Case) -> None:
+    found = member(case.key)
+    assert found is not None
+    port = free_port()
+    env = {env_name(k): v for k, v in case.own_inputs.items()}
+    env[env_name("listen")] = f"tcp://127.0.0.1:{port}"
+    env[env_name("diag-port")] = str(free_port())
+    own = found.read(env)
+    inputs = Inputs("tele.example.com:443", "t", "", (), disable_env_vars=False)
+    config = yaml.safe_load(
+        to_yaml(build_config(inputs, found.entry(own, Path("/x")), oneshot=False))
+    )
+    assert config == {
+        "version": "v2",
+        "proxy_server": "tele.example.com:443",
+        "oneshot": False,
+        "onboarding": {"join_method": "github", "token": "t", "ca_pins": []},
+        "storage": {"type": "memory"},
+        "outputs": [],
+        "services": [{**case.service, "listen": f"tcp://127.0.0.1:{port}"}],
+    }
+
+
+@pytest.mark.parametrize("case", CASES, ids=by_key)
+def test_tunnel_is_up_when_the_step_ends(
+    daemon_job: Job, case: Case, echo: EchoServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = daemon_job
+    code, log = run_member(job, case, capsys)
+    assert code == 0, log
+    assert not errors(log)
+    outputs = job.outputs
+    port = int(job.env["INPUT_LISTEN"].rsplit(":", 1)[1])
+    prefix = case.key
+    assert outputs[f"{prefix}-uri"] == job.env["INPUT_LISTEN"]
+    assert outputs[f"{prefix}-port"] == str(port)
+    assert outputs["diag-addr"] == f"127.0.0.1:{job.env['INPUT_DIAG_PORT']}"
+    pid = int(outputs["tbot-pid"])
+    assert alive(pid)
+    # Detached: its own session and process group, not the step's.
+    assert os.getsid(pid) == pid
+    assert os.getpgid(pid) == pid
+    log_path = Path(outputs["log-path"])
+    assert stat.S_IMODE(log_path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(log_path.parent.stat().st_mode) == 0o700
+    # The config (it held the token) is gone once tbot is ready: only the log's directory is left.
+    assert job.runner_temp_entries() == [log_path.parent]
+    assert [p.name for p in log_path.parent.iterdir()] == ["tbot.log"]
+    # A later step talks through the tunnel to the backend.
+    assert echo_through(port, b"SELECT 1;\n") == b"SELECT 1;\n"
+    assert echo.connections == 1
+    stop(pid)
+    # The stand-in records its invocation when it stops.
+    [start] = [r for r in job.records if "start" in r["argv"]]
+    assert start["argv"][-2:] == ["--diag-addr", outputs["diag-addr"]]
+    found = member(case.key)
+    assert found is not None
+    assert start["env"]["_TBOT_TELEMETRY_HELPER"] == found.helper
+    assert f"### {found.title}" in job.summary
+
+
+def test_readiness_timeout_fails_and_leaves_no_tbot(
+    daemon_job: Job, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = daemon_job
+    job.env |= {"STANDIN_TBOT_READY_DELAY": "30", "INPUT_TIMEOUT_MS": "500"}
+    code, log = run_member(job, CASES[0], capsys)
+    assert code == 1
+    assert errors(log) == ["::error::tbot was not ready within 500 ms (timeout-ms)"]
+    assert "::group::tbot log (last lines)" in log
+    assert job.outputs == {}
+    assert job.runner_temp_entries() == []
+    assert not [p for p in standin_daemons() if job.env["RUNNER_TEMP"] in _cmdline(p)]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def test_tbot_exiting_before_ready_shows_its_last_lines(
+    daemon_job: Job, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = daemon_job
+    job.env["STANDIN_TBOT_FAIL"] = "joining failed: token not found"
+    code, log = run_member(job, CASES[0], capsys)
+    assert code == 1
+    assert errors(log) == ["::error::tbot exited with code 1 before it was ready"]
+    group = log.split("::group::tbot log (last lines)", 1)[1].split("::endgroup::", 1)[0]
+    assert "ERROR: joining failed: token not found" in group
+    # The log's lines could not act as workflow commands.
+    assert "::stop-commands::" in group
+    assert job.outputs == {}
+    assert job.runner_temp_entries() == []
+
+
+def test_port_in_use_is_refused_before_tbot(
+    daemon_job: Job, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = daemon_job
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        job.env["INPUT_LISTEN"] = f"tcp://127.0.0.1:{port}"
+        code, log = run_member(job, CASES[0], capsys)
+    assert code == 1
+    assert errors(log) == [
+        f"::error::Input 'listen': port {port} on 127.0.0.1 is already in use; choose a free port."
+    ]
+    assert job.records == []
+
+
+def test_diag_port_in_use_is_refused_before_tbot(
+    daemon_job: Job, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = daemon_job
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        job.env["INPUT_DIAG_PORT"] = str(taken.getsockname()[1])
+        code, log = run_member(job, CASES[2], capsys)
+    assert code == 1
+    [error] = errors(log)
+    assert "Input 'diag-port'" in error
+    assert "already in use" in error
+    assert job.records == []
+
+
+def test_timeout_zero_skips_the_wait_with_a_warning(
+    daemon_job: Job, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = daemon_job
+    job.env |= {"INPUT_TIMEOUT_MS": "0", "STANDIN_TBOT_READY_DELAY": "30"}
+    code, log = run_member(job, CASES[2], capsys)
+    assert code == 0, log
+    warnings = [line for line in log.splitlines() if line.startswith("::warning")]
+    assert any("timeout-ms is 0" in w for w in warnings)
+    # Not ready yet, but the config is already gone.
+    log_dir = Path(job.outputs["log-path"]).parent
+    assert job.runner_temp_entries() == [log_dir]
+    stop(int(job.outputs["tbot-pid"]))
+
+
+def test_non_loopback_listen_is_accepted_with_a_warning(
+    daemon_job: Job, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = daemon_job
+    job.env["INPUT_LISTEN"] = f"tcp://0.0.0.0:{free_port()}"
+    code, log = run_member(job, CASES[2], capsys)
+    assert code == 0, log
+    [warning] = [line for line in log.splitlines() if line.startswith("::warning")]
+    assert "reached from beyond this runner" in warning
+    stop(int(job.outputs["tbot-pid"]))
+
+
+LISTEN_REJECTED = [
+    ("", "Input 'listen' is required"),
+    ("127.0.0.1:5432", "tcp:// URI"),
+    ("http://127.0.0.1:5432", "tcp:// URI"),
+    ("tcp://127.0.0.1", "needs a port"),
+    ("tcp://127.0.0.1:0", "needs a port"),
+    ("tcp://127.0.0.1:70000", "port from 1 to 65535"),
+    ("tcp://127.0.0.1:5432 x", "without spaces"),
+    ("tcp://:5432", "must name a host"),
+]
+
+
+@pytest.mark.parametrize(("value", "message"), LISTEN_REJECTED)
+def test_listen_rejected(value: str, message: str) -> None:
+    found = member("application-proxy")
+    assert found is not None
+    with pytest.raises(InputError) as caught:
+        found.read({env_name("listen"): value, env_name("diag-port"): str(free_port())})
+    assert message in caught.value.message
+
+
+NUMBERS = [
+    # (input, value, warns): the original's parseInt, NaN -> default.
+    ("timeout-ms", "", 30000, False),
+    ("timeout-ms", "1500", 1500, False),
+    ("timeout-ms", " 1500 ", 1500, False),
+    ("timeout-ms", "1500ms", 1500, True),
+    ("timeout-ms", "soon", 30000, True),
+    ("diag-port", "", 57263, False),
+    ("diag-port", "abc", 57263, True),
+]
+
+
+@pytest.mark.parametrize(("name", "given", "value", "warns"), NUMBERS)
+def test_numbers_as_the_original_parses_them(
+    name: str, given: str, value: int, warns: bool
+) -> None:
+    found = member("application-proxy")
+    assert found is not None
+    env = {env_name("listen"): f"tcp://127.0.0.1:{free_port()}", env_name(name): given}
+    if name == "timeout-ms":
+        env[env_name("diag-port")] = str(free_port())
+    if name == "diag-port" and value == 57263 and not _free(57263):
+        pytest.skip("the default diagnostics port 57263 is in use on this machine")
+    own = found.read(env)
+    assert getattr(own.tunnel, name.replace("-", "_")) == value
+    assert bool(own.tunnel.warnings) is warns
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@pytest.mark.parametrize(
+    ("name", "given", "message"),
+    [("timeout-ms", "-1", "non-negative"), ("diag-port", "0", "port from 1 to 65535")],
+)
+def test_numbers_rejected(name: str, given: str, message: str) -> None:
+    found = member("application-proxy")
+    assert found is not None
+    env = {env_name("listen"): f"tcp://127.0.0.1:{free_port()}", env_name(name): given}
+    if name == "timeout-ms":
+        env[env_name("diag-port")] = str(free_port())
+    with pytest.raises(InputError) as caught:
+        found.read(env)
+    assert f"Input '{name}'" in caught.value.message
+    assert message in caught.value.message
+
+
+def test_daemon_members_need_tbot_18_6_4(
+    daemon_job: Job, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = daemon_job
+    job.env["STANDIN_TBOT_VERSION"] = "18.6.3"
+    code, log = run_member(job, CASES[1], capsys)
+    assert code == 1
+    [error] = errors(log)
+    assert "needs tbot 18.6.4 or newer; the installed tbot is 18.6.3" in error
+    assert not job.started_tbot
