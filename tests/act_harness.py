@@ -26,7 +26,16 @@ from typing import IO, Any
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_WORKFLOW = REPO / "demo" / "workflow.yml"
-SHIPPED = ("action.yml", "src", "scripts", "requirements.txt", "_vendor")
+FAMILY_WORKFLOW = REPO / "demo" / "family.yml"
+# What a release ships: the root action, each member's folder, the step and its bundle.
+SHIPPED = (
+    "action.yml",
+    *sorted(p.parent.name for p in REPO.glob("*/action.yml") if p.parent.name != "demo"),
+    "src",
+    "scripts",
+    "requirements.txt",
+    "_vendor",
+)
 STEP_NAME = "Authenticate with Teleport"
 _DURATION = re.compile(r"\[(?P<value>[\d.]+)(?P<unit>ns|µs|us|ms|s|m)\]\s*$")
 _UNITS = {"ns": 1e-9, "µs": 1e-6, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
@@ -118,8 +127,13 @@ def run_act(
     telemetry: str = "false",
     env: Mapping[str, str] | None = None,
     timeout: float = 300,
+    job: str | None = None,
+    variables: Mapping[str, str] | None = None,
 ) -> ActRun:
-    """Run the demo workflow once. ``env`` is passed into the job with ``--env``."""
+    """Run the workspace's workflow once (``job`` alone if given).
+
+    ``env`` is passed into the job with ``--env``, ``variables`` as ``vars`` with ``--var``.
+    """
     job_env = {
         # act has no OIDC service; the stand-in only checks that these are set.
         "ACTIONS_ID_TOKEN_REQUEST_URL": "http://127.0.0.1:9/oidc-not-available-under-act",
@@ -135,6 +149,10 @@ def run_act(
     ]  # fmt: skip
     for key, value in job_env.items():
         cmd += ["--env", f"{key}={value}"]
+    for key, value in (variables or {}).items():
+        cmd += ["--var", f"{key}={value}"]
+    if job:
+        cmd += ["-j", job]
     process_env = dict(os.environ)
     # act's version check queries the internet; and its cache stays with the run.
     process_env["ACT_DISABLE_VERSION_CHECK"] = "1"
@@ -179,18 +197,17 @@ class CollectorProcess:
 
 
 def start_collector(work: Path, *, output: IO[bytes] | int | None = None) -> CollectorProcess:
-    """Start ``python -m teleport_auth.collector --port 0`` and wait (bounded) for its port."""
+    """Start ``python3 scripts/dev collector --port 0`` and wait (bounded) for its port."""
     port_file = work / "collector.port"
     events = work / "events.jsonl"
-    env = dict(os.environ, PYTHONPATH=f"{REPO / '_vendor'}{os.pathsep}{REPO / 'src'}")
     process = subprocess.Popen(
         [
-            *(sys.executable, "-m", "teleport_auth.collector", "--host", "127.0.0.1"),
+            # scripts/dev execs the collector: this process is the collector.
+            *(sys.executable, str(REPO / "scripts" / "dev"), "collector", "--host", "127.0.0.1"),
             *("--port", "0", "--port-file", str(port_file), "--output", str(events), "--quiet"),
             # Stops by itself even if whoever started it dies first.
             *("--exit-after", "900"),
         ],
-        env=env,
         stdin=subprocess.DEVNULL,
         stdout=output,
         stderr=subprocess.STDOUT if output is not None else None,

@@ -1,0 +1,173 @@
+"""End to end per member: its action.yml run by act (demo/family.yml), with a collector."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from act_harness import (
+    FAMILY_WORKFLOW,
+    ActRun,
+    CollectorProcess,
+    prepare_workspace,
+    run_act,
+    start_collector,
+)
+from conftest import SESSION_MARKER, standin_daemons
+from echo_server import EchoServer
+from standin.install import install_standin
+from teleport_auth import __version__
+
+pytestmark = pytest.mark.act
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return prepare_workspace(tmp_path_factory.mktemp("act-family"), FAMILY_WORKFLOW)
+
+
+@pytest.fixture(scope="module")
+def bin_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("bin")
+    install_standin(directory)
+    return directory
+
+
+@pytest.fixture
+def collector(tmp_path: Path) -> Iterator[CollectorProcess]:
+    running = start_collector(tmp_path, output=subprocess.DEVNULL)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def run_member(
+    workspace: Path,
+    bin_dir: Path,
+    collector: CollectorProcess,
+    job: str,
+    extra_env: dict[str, str] | None = None,
+) -> ActRun:
+    return run_act(
+        workspace,
+        bin_dir=bin_dir,
+        telemetry="true",
+        job=job,
+        env={
+            "TELEPORT_ANONYMOUS_TELEMETRY_ADDRESS": collector.url,
+            "STANDIN_TBOT_SESSION": SESSION_MARKER,
+            "STANDIN_TBOT_MAX_LIFETIME": "120",
+            **(extra_env or {}),
+        },
+        variables={"DEMO_LISTEN_PORT": str(free_port()), "DEMO_DIAG_PORT": str(free_port())},
+    )
+
+
+def expected_event(helper: str, run_mode: str, **counts: int) -> dict[str, Any]:
+    return {
+        "tbot.run_mode": run_mode,
+        "tbot.version": "18.6.4" if run_mode == "daemon" else "16.4.2",
+        "tbot.join_type": "github",
+        "tbot.helper": helper,
+        "tbot.helper_version": __version__,
+        "tbot.destinations_other": counts.get("other", 0),
+        "tbot.destinations_database": counts.get("database", 0),
+        "tbot.destinations_kubernetes": counts.get("kubernetes", 0),
+        "tbot.destinations_application": counts.get("application", 0),
+    }
+
+
+def assert_private(run: ActRun, files: set[str]) -> None:
+    modes = run.reported("mode")
+    assert modes.pop("destination-dir") == "700"
+    assert files <= set(modes)
+    assert set(modes.values()) == {"600"}
+
+
+def test_k8s(workspace: Path, bin_dir: Path, collector: CollectorProcess) -> None:
+    run = run_member(workspace, bin_dir, collector, "k8s")
+    assert run.succeeded, run.log
+    outputs = run.reported("output")
+    destination = outputs["destination-dir"]
+    assert outputs["identity-file"] == f"{destination}/identity"
+    assert outputs["kubeconfig"] == f"{destination}/kubeconfig.yaml"
+    assert run.reported("env")["KUBECONFIG"] == outputs["kubeconfig"]
+    # A later step reads the kubeconfig tbot wrote, for the cluster asked for.
+    [context] = [line for line in run.step_lines if line.startswith("context ")]
+    assert "demo-cluster" in context
+    assert_private(run, {"kubeconfig.yaml", "identity", "tlscert", "key"})
+    [event] = collector.events()
+    assert event["properties"] == expected_event(
+        "gha:teleport-actions/auth-k8s", "one-shot", kubernetes=1
+    )
+
+
+def test_application(workspace: Path, bin_dir: Path, collector: CollectorProcess) -> None:
+    run = run_member(workspace, bin_dir, collector, "application")
+    assert run.succeeded, run.log
+    outputs = run.reported("output")
+    destination = outputs["destination-dir"]
+    assert outputs["certificate-file"] == f"{destination}/tlscert"
+    assert outputs["key-file"] == f"{destination}/key"
+    assert outputs["identity-file"] == f"{destination}/identity"
+    assert_private(run, {"tlscert", "key", "identity"})
+    [event] = collector.events()
+    assert event["properties"] == expected_event(
+        "gha:teleport-actions/auth-application", "one-shot", application=1
+    )
+
+
+def test_database_tunnel_serves_a_later_step(
+    workspace: Path, bin_dir: Path, collector: CollectorProcess
+) -> None:
+    with EchoServer() as echo:
+        run = run_member(
+            workspace,
+            bin_dir,
+            collector,
+            "database-tunnel",
+            {"STANDIN_TBOT_VERSION": "18.6.4", "STANDIN_TBOT_BACKEND": echo.hostport},
+        )
+        assert run.succeeded, run.log
+        # The later step's bytes went through the tunnel to the backend and back.
+        assert "reply SELECT 1;" in run.step_lines
+        assert echo.connections == 1
+    outputs = run.reported("output")
+    assert outputs["database-tunnel-uri"] == f"tcp://127.0.0.1:{outputs['database-tunnel-port']}"
+    assert run.reported("mode")["log-path"] == "600"
+    [event] = collector.events()
+    assert event["properties"] == expected_event(
+        "gha:teleport-actions/database-tunnel", "daemon", other=1
+    )
+    # The workflow stopped the tunnel: nothing of this run is left.
+    assert not [pid for pid in standin_daemons() if outputs["tbot-pid"] == str(pid)]
+
+
+@pytest.mark.parametrize("job", ["application-tunnel", "application-proxy"])
+def test_other_daemon_members_send_their_event(
+    workspace: Path, bin_dir: Path, collector: CollectorProcess, job: str
+) -> None:
+    with EchoServer() as echo:
+        run = run_member(
+            workspace,
+            bin_dir,
+            collector,
+            job,
+            {"STANDIN_TBOT_VERSION": "18.6.4", "STANDIN_TBOT_BACKEND": echo.hostport},
+        )
+    assert run.succeeded, run.log
+    assert run.reported("output")[f"{job}-uri"].startswith("tcp://127.0.0.1:")
+    [event] = collector.events()
+    assert event["properties"] == expected_event(f"gha:teleport-actions/{job}", "daemon", other=1)
