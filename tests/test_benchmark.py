@@ -71,8 +71,12 @@ def test_instant_tbot_version_line(tbot: Path) -> None:
         "      symlinks: try-secure\n      path: {dest}\n    roles: []\n",
         # This project's (PyYAML): the list not indented, the path quoted.
         "outputs:\n- type: identity\n  destination:\n    type: directory\n    path: '{dest}'\n",
+        # JSON (which YAML parsers, tbot's too, read as YAML).
+        '{{"outputs": [{{"destination": {{"path": "{dest}", "type": "directory"}}}}]}}',
+        '{{\n  "outputs": [\n    {{\n      "destination": {{\n        "path": "{dest}",\n'
+        '        "type": "directory"\n      }}\n    }}\n  ]\n}}\n',
     ],
-    ids=["original", "project"],
+    ids=["original", "project", "json-one-line", "json-indented"],
 )
 def test_instant_tbot_start_writes_the_identity_output(
     tbot: Path, tmp_path: Path, config: str

@@ -38,8 +38,9 @@ start)
     if [ -n "${BENCH_TBOT_SLEEP:-}" ]; then
         sleep "$BENCH_TBOT_SLEEP"
     fi
-    # The identity output's destination: the only `path:` key in the generated config.
-    dest=$(sed -n "/^ *path: */{s///;s/^[\"']//;s/[\"']\$//;p;q;}" "$cfg")
+    # The identity output's destination: the only `path` key in the generated config
+    # (YAML, or JSON, which is YAML too; a path without quotes, commas or braces).
+    dest=$(sed -n "/.*[ {,\"]path\"\{0,1\}: *[\"']\{0,1\}\([^\"',}]*\).*/{s//\1/p;q;}" "$cfg")
     if [ -z "$dest" ]; then
         echo "ERROR: no destination path in the config" >&2
         exit 1
