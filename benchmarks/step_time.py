@@ -159,7 +159,7 @@ def measure(ctx: Context) -> Results:
         ctx.urls["hang"] = start_fault_server("hang", stack)
         collector = start_healthy_collector(ctx.work, stack)
         if collector is not None:
-            ctx.urls["healthy"], ctx.healthy_kind = collector, "teleport_auth.collector"
+            ctx.urls["healthy"], ctx.healthy_kind = collector, "tbot_collector"
             try:  # one direct opted-in run: does the collector confirm the event?
                 direct_run(ctx, ctx.modes[0], HEALTHY)
             except BenchError as exc:

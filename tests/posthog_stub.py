@@ -6,6 +6,10 @@ JSON ``{"api_key", "batch": [event, ...], "sent_at", ...}``), ``/capture/``,
 ``/e/``, ``/i/v0/e/`` (a single event or a batch). Bodies may be gzipped
 (``Content-Encoding: gzip``, as the SDK does with ``gzip=True``).
 
+Each request is one ``Received`` (a batch holds several events). ``statuses``
+answers the first requests (e.g. ``[503]`` fails the first one only), then
+``status`` answers the rest.
+
 Listens on 127.0.0.1, port 0. Stop it with ``stop()`` or use it as a context
 manager; it also stops itself after ``lifetime`` seconds so a test that forgets
 it cannot hang the run.
@@ -16,6 +20,7 @@ from __future__ import annotations
 import gzip
 import json
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -45,8 +50,11 @@ class Received:
 
 
 class PostHogStub:
-    def __init__(self, *, status: int = 200, lifetime: float = 60.0) -> None:
+    def __init__(
+        self, *, status: int = 200, statuses: Sequence[int] = (), lifetime: float = 60.0
+    ) -> None:
         self.status = status  # the answer to every capture request (e.g. 503 to fail)
+        self._first = list(statuses)  # ...but these answer the first ones, in order
         self.received: list[Received] = []
         self._cond = threading.Condition()
         stub = self
@@ -70,8 +78,8 @@ class PostHogStub:
                 except ValueError:
                     self._reply(400, {"detail": "invalid JSON"})
                     return
-                stub._record(Received(path, dict(self.headers.items()), body))
-                self._reply(stub.status, {"status": 1} if stub.status == 200 else {"detail": "x"})
+                status = stub._record(Received(path, dict(self.headers.items()), body))
+                self._reply(status, {"status": 1} if status == 200 else {"detail": "x"})
 
             def _reply(self, status: int, payload: dict[str, Any]) -> None:
                 data = json.dumps(payload).encode()
@@ -115,10 +123,12 @@ class PostHogStub:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _record(self, item: Received) -> None:
+    def _record(self, item: Received) -> int:
+        """Keep ``item``; the status to answer it with."""
         with self._cond:
             self.received.append(item)
             self._cond.notify_all()
+            return self._first.pop(0) if self._first else self.status
 
     def events(self) -> list[dict[str, Any]]:
         with self._cond:
