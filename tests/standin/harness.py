@@ -46,6 +46,37 @@ def action_config(out_dir: Path) -> Config:
     }
 
 
+def base_config(*, oneshot: bool = True) -> Config:
+    """The config every action of the family starts from (FACTS.md section 5)."""
+    config = action_config(Path("unused"))
+    config.update(oneshot=oneshot, outputs=[], services=[])
+    return config
+
+
+def output_config(out_dir: Path, kind: str, **keys: object) -> Config:
+    """A one-shot config with one output of ``kind`` into ``out_dir``, as auth-k8s
+    (kubernetes, ``kubernetes_cluster``) or auth-application (application, ``app_name``)
+    write it."""
+    config = base_config()
+    config["outputs"] = [{"type": kind, "destination": directory(out_dir), "roles": [], **keys}]
+    return config
+
+
+# The services entry each daemon action writes, by service type (FACTS.md section 5).
+TUNNEL_ENTRIES: dict[str, Config] = {
+    "database-tunnel": {"roles": [], "service": "pg", "database": "app", "username": "bot"},
+    "application-tunnel": {"roles": [], "app_name": "grafana"},
+    "application-proxy": {},
+}
+
+
+def tunnel_config(kind: str, listen: str) -> Config:
+    """A daemon config with one tunnel service listening on ``listen``."""
+    config = base_config(oneshot=False)
+    config["services"] = [{"type": kind, "listen": listen, **TUNNEL_ENTRIES[kind]}]
+    return config
+
+
 def error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("ERROR: ")]
 
