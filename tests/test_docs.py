@@ -1,0 +1,43 @@
+"""The documents point at things that exist: SECURITY.md's tests, README's members."""
+
+from __future__ import annotations
+
+import ast
+import re
+
+import pytest
+
+from conftest import REPO
+from teleport_auth.family import MEMBERS
+
+SECURITY = (REPO / "SECURITY.md").read_text()
+README = (REPO / "README.md").read_text()
+
+
+def _functions(path: str) -> set[str]:
+    tree = ast.parse((REPO / "tests" / path).read_text())
+    return {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
+
+
+REFERENCES = sorted(set(re.findall(r"`(test_\w+\.py|conftest\.py)::(\w+)`", SECURITY)))
+FILES = sorted(set(re.findall(r"`(test_\w+\.py)`", SECURITY)))
+
+
+def test_security_md_names_tests() -> None:
+    assert len(REFERENCES) >= 20
+
+
+@pytest.mark.parametrize(("path", "name"), REFERENCES)
+def test_every_test_security_md_names_exists(path: str, name: str) -> None:
+    assert name in _functions(path), f"SECURITY.md names {path}::{name}, which does not exist"
+
+
+@pytest.mark.parametrize("path", FILES)
+def test_every_test_file_security_md_names_exists(path: str) -> None:
+    assert (REPO / "tests" / path).is_file()
+
+
+@pytest.mark.parametrize("member", MEMBERS, ids=lambda m: m.key)
+def test_readme_lists_every_member(member: object) -> None:
+    uses = member.uses
+    assert f"`{uses}@v1`" in README
