@@ -66,7 +66,8 @@ class EchoServer:
         self.exit_after = exit_after
         self._server = _Server()
         self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._stopped = threading.Event()
+        self._stopped = threading.Event()  # stop asked
+        self._closed = threading.Event()  # port closed
 
     @property
     def port(self) -> int:
@@ -96,8 +97,8 @@ class EchoServer:
             self.stop()
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Wait until it has stopped; True if it has."""
-        return self._stopped.wait(timeout)
+        """Wait until it has stopped and closed its port; True if it has."""
+        return self._closed.wait(timeout)
 
     def stop(self) -> None:
         if self._stopped.is_set():
@@ -111,6 +112,7 @@ class EchoServer:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
         self._thread.join(5)
+        self._closed.set()
 
     def __enter__(self) -> EchoServer:
         return self.start()

@@ -539,3 +539,32 @@ def test_record_is_written_when_it_exits(standin: Standin, start_daemon: StartDa
         f"127.0.0.1:{daemon.diag_port}",
     ]
     assert entry["config"] == config
+
+
+# --- the echo server -------------------------------------------------------------------------
+
+
+def test_echo_server_stops_by_itself() -> None:
+    server = EchoServer(exit_after=0.2).start()
+    assert server.wait(LIMIT)
+    assert refused(server.port)
+
+
+def test_echo_server_as_a_process(tmp_path: Path) -> None:
+    port_file = tmp_path / "port"
+    script = Path(__file__).with_name("echo_server.py")
+    proc = subprocess.Popen(
+        [sys.executable, str(script), "--port-file", str(port_file), "--exit-after", "3"]
+    )
+    try:
+        deadline = time.monotonic() + LIMIT
+        while not port_file.exists():
+            assert time.monotonic() < deadline
+            assert proc.poll() is None
+            time.sleep(0.05)
+        assert echo_through(int(port_file.read_text()), b"hello") == b"hello"
+        assert proc.wait(timeout=LIMIT) == 0  # gone by itself after --exit-after
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=LIMIT)
