@@ -467,6 +467,7 @@ def test_fail_knob_exits_before_ready(standin: Standin, start_daemon: StartDaemo
         ("STANDIN_TBOT_READY_DELAY", "soon"),
         ("STANDIN_TBOT_MAX_LIFETIME", "-1"),
         ("STANDIN_TBOT_BACKEND", "no-port"),
+        ("STANDIN_TBOT_WAIT", "forever"),
     ],
 )
 def test_a_bad_knob_fails_before_starting(standin: Standin, knob: str, value: str) -> None:

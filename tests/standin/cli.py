@@ -132,7 +132,7 @@ def start(inv: Invocation, env: Mapping[str, str], run: Run) -> int:
         if daemon is None:
             code = join_and_write(cfg, env, console, _sleep)
             return 0 if code is None else code
-        diag_addr = cfg.diag_addr if inv.diag_addr is None else inv.diag_addr
+        diag_addr = inv.diag_addr or cfg.diag_addr  # an empty flag leaves the config alone
         return daemon.run(diag_addr, lambda sleep: join_and_write(cfg, env, console, sleep))
     finally:
         run.telemetry.wait()

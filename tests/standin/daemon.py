@@ -44,7 +44,10 @@ class Knobs:
     def __init__(self, env: Mapping[str, str]) -> None:
         self.ready_delay = _seconds(env, "STANDIN_TBOT_READY_DELAY", 0.0)
         self.max_lifetime = _seconds(env, "STANDIN_TBOT_MAX_LIFETIME", DEFAULT_MAX_LIFETIME)
-        self.wait_blocks = env.get("STANDIN_TBOT_WAIT", "") == "block"
+        wait = env.get("STANDIN_TBOT_WAIT", "")
+        if wait not in ("", "poll", "block"):
+            fail(f"tbot stand-in: STANDIN_TBOT_WAIT must be poll or block: {wait!r}")
+        self.wait_blocks = wait == "block"
         self.backend: tuple[str, int] | None = None
         if backend := env.get("STANDIN_TBOT_BACKEND", ""):
             host, _, port = backend.rpartition(":")

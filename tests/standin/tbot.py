@@ -45,7 +45,7 @@ Daemon knobs (``oneshot: false``):
     ready: ``/wait`` and ``/readyz`` answer 503 until then, 200 after.
 ``STANDIN_TBOT_WAIT``
     ``block``: ``/wait`` holds each request until ready and then answers, as
-    newer tbot does; by default it answers 503 at once until ready.
+    newer tbot does; ``poll`` (the default) answers 503 at once until ready.
 ``STANDIN_TBOT_BACKEND``
     ``host:port`` every connection to a tunnel's ``listen`` address is relayed
     to; without it connections are accepted and closed.
