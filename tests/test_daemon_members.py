@@ -7,6 +7,8 @@ import os
 import signal
 import socket
 import stat
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import Job, assert_token_only_in_add_mask, standin_daemons
+from conftest import REPO, Job, assert_token_only_in_add_mask, standin_daemons
 from echo_server import EchoServer
 from teleport_auth.config import build_config, to_yaml
 from teleport_auth.family import member
@@ -24,6 +26,9 @@ from teleport_auth.inputs import InputError, Inputs, env_name
 from teleport_auth.main import main
 
 pytestmark = pytest.mark.step
+
+# The step as the launcher runs it.
+STEP = [sys.executable, "-I", "-S", "-X", "utf8", str(REPO / "src" / "run_action.py")]
 
 
 def free_port() -> int:
@@ -380,3 +385,45 @@ def test_daemon_members_need_tbot_18_6_4(
     [error] = errors(log)
     assert "needs tbot 18.6.4 or newer; the installed tbot is 18.6.3" in error
     assert not job.started_tbot
+
+
+def test_cancelling_the_wait_stops_tbot_and_removes_the_config(daemon_job: Job) -> None:
+    job = daemon_job
+    job.env |= {env_name("service"): "postgres", "STANDIN_TBOT_READY_DELAY": "60"}
+    step = subprocess.Popen(
+        [
+            sys.executable,
+            "-I",
+            "-S",
+            "-X",
+            "utf8",
+            str(REPO / "src" / "run_action.py"),
+            "database-tunnel",
+        ],
+        env=job.env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        mine: list[int] = []
+        while not mine and time.monotonic() < deadline:
+            mine = [p for p in standin_daemons() if job.env["RUNNER_TEMP"] in _cmdline(p)]
+            if not mine:
+                time.sleep(0.05)
+        assert mine, "tbot never started"
+        step.send_signal(signal.SIGTERM)
+        out, _ = step.communicate(timeout=30)
+    finally:
+        if step.poll() is None:
+            step.kill()
+            step.wait()
+    assert step.returncode == 128 + signal.SIGTERM, out
+    assert [line for line in out.splitlines() if line.startswith("::error")] == [
+        "::error::The step was cancelled (SIGTERM)."
+    ]
+    assert not alive(mine[0])
+    assert job.runner_temp_entries() == []
+    assert job.outputs == {}
