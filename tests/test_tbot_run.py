@@ -46,22 +46,20 @@ if sys.argv[1:2] == ["version"]:
 config = sys.argv[sys.argv.index("-c") + 1]
 record(event="start", pid=os.getpid(), config=config, config_exists=os.path.exists(config))
 
-def on_signal(signum, frame):
-    record(event="signal", name=signal.Signals(signum).name)
-    if mode != "ignore":
-        print(f"tbot: got {signal.Signals(signum).name}, shutting down", flush=True)
-        sys.exit(0)  # a clean exit: the step must still fail and publish nothing
-
-for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-    signal.signal(signum, on_signal)
-
 if mode in ("wait", "ignore"):
+    # Taken with sigwait, not a handler: nothing runs in the middle of a print.
+    signals = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    signal.pthread_sigmask(signal.SIG_BLOCK, signals)
     print("tbot: waiting", flush=True)
     while True:
-        signal.pause()
+        name = signal.Signals(signal.sigwait(signals)).name
+        record(event="signal", name=name)
+        if mode != "ignore":
+            print(f"tbot: got {name}, shutting down", flush=True)
+            sys.exit(0)  # a clean exit: the step must still fail and publish nothing
 elif mode == "grandchild":
     # It inherits stdout and stderr: the step's pipe stays open after tbot exits.
-    child = subprocess.Popen(["sleep", "60"])
+    child = subprocess.Popen(["sleep", "300"])
     record(event="grandchild", pid=child.pid)
     print("tbot: done, leaving a process behind", flush=True)
     record(event="exit", time=time.time())
@@ -239,7 +237,7 @@ def test_cancelling_the_step_stops_tbot_and_publishes_nothing(
     error = assert_cancelled_cleanly(job, step, signum)
     # tbot got the same signal, and exited by itself (with 0, even: still a failure).
     assert signals_received(job) == [signum.name]
-    assert f"tbot: got {signum.name}, shutting down" in step.lines, step.lines
+    assert f"tbot: got {signum.name}, shutting down" in step.lines, "\n".join(step.lines)
     assert "tbot got" in error
     assert "and exited" in error
 
@@ -319,11 +317,11 @@ def test_a_process_tbot_leaves_behind_does_not_hold_the_step(
     job: Job, start_step: StartStep
 ) -> None:
     step = start_step("grandchild")
-    assert step.wait() == 0, (step.lines, step.stderr)
+    assert step.wait(timeout=30) == 0, (step.lines, step.stderr)
     ended = time.time()
     assert "tbot: done, leaving a process behind" in step.lines
     assert "identity-file" in job.outputs
-    # The grandchild (sleep 60) still holds the pipe: the step did not wait for it.
+    # The grandchild (sleep 300) still holds the pipe: the step did not wait for it.
     assert not step.group_is_empty()
     [exit_record] = [r for r in fake_records(job) if r["event"] == "exit"]
     gap = ended - float(str(exit_record["time"]))
