@@ -406,16 +406,19 @@ def test_cancelling_the_wait_stops_tbot_and_removes_the_config(daemon_job: Job) 
         stderr=subprocess.STDOUT,
         text=True,
     )
+    lines: list[str] = []
     try:
-        deadline = time.monotonic() + 30
-        mine: list[int] = []
-        while not mine and time.monotonic() < deadline:
-            mine = [p for p in standin_daemons() if job.env["RUNNER_TEMP"] in _cmdline(p)]
-            if not mine:
-                time.sleep(0.05)
-        assert mine, "tbot never started"
+        # Signal once the step says tbot runs (it then waits for readiness, 60 s away).
+        assert step.stdout is not None
+        for line in step.stdout:
+            lines.append(line.rstrip("\n"))
+            if line.startswith("Started tbot in the background"):
+                break
+        mine = [p for p in standin_daemons() if job.env["RUNNER_TEMP"] in _cmdline(p)]
+        assert len(mine) == 1, lines
         step.send_signal(signal.SIGTERM)
-        out, _ = step.communicate(timeout=30)
+        rest, _ = step.communicate(timeout=30)
+        out = "\n".join(lines) + "\n" + rest
     finally:
         if step.poll() is None:
             step.kill()

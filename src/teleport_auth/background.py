@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import shutil
 
-from teleport_auth import daemon, gha
+from teleport_auth import cancel, daemon, gha
 from teleport_auth.family.spec import Daemon, Published
 from teleport_auth.gha import ActionFailure
 from teleport_auth.run_context import (
@@ -60,14 +60,16 @@ def run_daemon(context: Context, settings: Daemon) -> tuple[Published, str]:
     running: daemon.Daemon | None = None
     try:
         config_path = write_private_config(config, config_dir)
-        running = daemon.start(
-            context.tbot,
-            config_path,
-            tbot_env(context.env),
-            diag_addr=settings.diag_addr,
-            log_dir=context.workdir,
-            debug=gha.is_debug(context.env),
-        )
+        # A signal in the middle of starting it must not lose track of the process.
+        with cancel.deferred():
+            running = daemon.start(
+                context.tbot,
+                config_path,
+                tbot_env(context.env),
+                diag_addr=settings.diag_addr,
+                log_dir=context.workdir,
+                debug=gha.is_debug(context.env),
+            )
         gha.info(
             f"Started tbot in the background (pid {running.pid}), diagnostics on "
             f"{settings.diag_addr}, log in {running.log_path}."
