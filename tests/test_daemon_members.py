@@ -430,3 +430,15 @@ def test_cancelling_the_wait_stops_tbot_and_removes_the_config(daemon_job: Job) 
     assert not alive(mine[0])
     assert job.runner_temp_entries() == []
     assert job.outputs == {}
+
+
+def test_a_blocking_wait_endpoint_works_too(
+    daemon_job: Job, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Current tbot holds /wait open until every service is ready, instead of answering 503.
+    job = daemon_job
+    job.env |= {"STANDIN_TBOT_WAIT": "block", "STANDIN_TBOT_READY_DELAY": "1.5"}
+    code, log = run_member(job, CASES[2], capsys)
+    assert code == 0, log
+    assert any(line.startswith("tbot is ready after") for line in log.splitlines())
+    stop(int(job.outputs["tbot-pid"]))
