@@ -99,7 +99,8 @@ def test_every_input_reaches_the_step_through_env_only(member: Member[Any]) -> N
         if not member.folder
         else f'"$GITHUB_ACTION_PATH/../src/launch" {member.key}'
     )
-    assert step["run"] == f"bash {launcher}"
+    # exec: the process the runner signals on cancel is the step itself.
+    assert step["run"] == f"exec bash {launcher}"
 
 
 @pytest.mark.parametrize("member", MEMBERS, ids=ids)

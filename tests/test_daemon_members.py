@@ -414,7 +414,12 @@ def test_cancelling_the_wait_stops_tbot_and_removes_the_config(daemon_job: Job) 
             lines.append(line.rstrip("\n"))
             if line.startswith("Started tbot in the background"):
                 break
-        mine = [p for p in standin_daemons() if job.env["RUNNER_TEMP"] in _cmdline(p)]
+        # The stand-in's wrapper (sh) becomes python a moment later: a bounded look.
+        deadline = time.monotonic() + 10
+        mine: list[int] = []
+        while not mine and time.monotonic() < deadline:
+            mine = [p for p in standin_daemons() if job.env["RUNNER_TEMP"] in _cmdline(p)]
+            time.sleep(0.02)
         assert len(mine) == 1, lines
         step.send_signal(signal.SIGTERM)
         rest, _ = step.communicate(timeout=30)

@@ -76,20 +76,24 @@ def run_daemon(context: Context, settings: Daemon) -> tuple[Published, str]:
         )
         _wait(running, settings.timeout_ms)
     except daemon.NotReady as failure:
+        if running is not None:
+            with cancel.deferred():
+                daemon.stop(running)
         telemetry = finish_telemetry(reporter, telemetry, tbot_succeeded=False)
         if running is not None:
-            daemon.stop(running)
             _show_log(running)
         raise ActionFailure(failure.message, hint=_LOG_HINT) from None
     except BaseException:
         # A cancelled or failed step leaves no tbot behind.
         if running is not None:
-            daemon.stop(running)
+            with cancel.deferred():
+                daemon.stop(running)
         abandon_telemetry(reporter)
         raise
     finally:
         # The config holds the token: gone as soon as tbot is ready (or has failed).
-        shutil.rmtree(config_dir, ignore_errors=True)
+        with cancel.deferred():
+            shutil.rmtree(config_dir, ignore_errors=True)
 
     telemetry = finish_telemetry(reporter, telemetry, tbot_succeeded=True)
     own = context.member.publish(context.own, context.inputs, context.workdir)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 
-from teleport_auth import gha
+from teleport_auth import cancel, gha
 from teleport_auth.family.spec import Published
 from teleport_auth.gha import ActionFailure
 from teleport_auth.run_context import (
@@ -33,7 +33,8 @@ def run_oneshot(context: Context) -> tuple[Published, str]:
         raise
     finally:
         # The config holds the token and is only needed while tbot runs.
-        shutil.rmtree(config_dir, ignore_errors=True)
+        with cancel.deferred():
+            shutil.rmtree(config_dir, ignore_errors=True)
 
     telemetry = finish_telemetry(reporter, telemetry, tbot_succeeded=result.exit_code == 0)
     gha.debug(f"tbot ran for {result.seconds * 1000:.0f} ms")

@@ -8,7 +8,7 @@ from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from teleport_auth import __version__, gha
+from teleport_auth import __version__, cancel, gha
 from teleport_auth.background import run_daemon
 from teleport_auth.family import member as find_member
 from teleport_auth.family.spec import Member, Published, Version
@@ -127,11 +127,14 @@ def run(env: MutableMapping[str, str], member_key: str = "") -> int:
             published, telemetry = run_daemon(context, member.daemon(own))
         else:
             published, telemetry = run_oneshot(context)
-        files.publish(published.outputs, published.exports if exporting else {})
+        # All or nothing, even when a signal comes in the middle.
+        with cancel.deferred():
+            files.publish(published.outputs, published.exports if exporting else {})
     except BaseException:
         # All or nothing: a failed step leaves no identity (or log) behind.
         if destination is not None:
-            shutil.rmtree(destination, ignore_errors=True)
+            with cancel.deferred():
+                shutil.rmtree(destination, ignore_errors=True)
         raise
     finally:
         files.close()
