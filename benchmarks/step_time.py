@@ -47,7 +47,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from steptime.act_runs import act_rounds
-from steptime.anchor import node_floor, prepare_anchor
+from steptime.anchor import prepare_anchor
 from steptime.context import Context
 from steptime.direct import direct_measurements, direct_run, startup_floor
 from steptime.harness import REPO, SHIPPED, act_binary
@@ -172,8 +172,7 @@ def measure(ctx: Context) -> Results:
         samples, probes = act_rounds(ctx)
         floor = startup_floor(ctx)
         direct = direct_measurements(ctx)
-    node = node_floor(ctx.anchor.node, ctx.runs) if ctx.anchor is not None else None
-    return Results(samples, probes, direct, floor, ship_size(), node_floor=node)
+    return Results(samples, probes, direct, floor, ship_size())
 
 
 def report(ctx: Context, res: Results, elapsed: float) -> None:

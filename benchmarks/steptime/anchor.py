@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import re
 import shutil
-import statistics
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,13 +120,3 @@ def describe_node(anchor: Anchor, probe: dict[str, str]) -> None:
         [anchor.node, "--version"], capture_output=True, text=True, check=False, timeout=60
     )
     anchor.node_version = done.stdout.strip() or "(unknown version)"
-
-
-def node_floor(node: str, runs: int) -> float:
-    """node -e 0: the runtime's own start-up (median wall seconds)."""
-    walls = []
-    for _ in range(max(runs, 5)):
-        started = time.perf_counter()
-        subprocess.run([node, "-e", "0"], check=True, timeout=60)
-        walls.append(time.perf_counter() - started)
-    return statistics.median(walls)

@@ -165,6 +165,7 @@ def parse_importtime(stderr: str) -> list[ImportEntry]:
 class Floor:
     bare: float  # python -I -S -c pass: the interpreter alone
     site: float  # python -I -c pass: plus site, i.e. the host's site-packages .pth files
+    node: float | None = None  # node -e 0, the original's runtime alone (with --anchor)
 
     @property
     def pth(self) -> float:
@@ -172,16 +173,23 @@ class Floor:
 
 
 def startup_floor(ctx: Context) -> Floor:
-    """An interpreter that imports nothing of ours, with and without site (medians)."""
+    """The runtimes alone, importing nothing of ours (medians, interleaved): the
+    interpreter with and without site, and the node that ran the original."""
     env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "VIRTUAL_ENV"}}
-    walls: dict[str, list[float]] = {"-S": [], "": []}
+    commands = {
+        "-S": [ctx.python, "-I", "-S", "-c", "pass"],
+        "site": [ctx.python, "-I", "-c", "pass"],
+    }
+    if ctx.anchor is not None and ctx.anchor.node:
+        commands["node"] = [ctx.anchor.node, "-e", "0"]
+    walls: dict[str, list[float]] = {key: [] for key in commands}
     for _ in range(max(ctx.runs, 5)):
-        for flag, values in walls.items():
-            argv = [ctx.python, "-I", *([flag] if flag else []), "-c", "pass"]
+        for key, argv in commands.items():
             started = time.perf_counter()
-            subprocess.run(argv, env=env, check=True)
-            values.append(time.perf_counter() - started)
-    return Floor(statistics.median(walls["-S"]), statistics.median(walls[""]))
+            subprocess.run(argv, env=env, check=True, timeout=60)
+            walls[key].append(time.perf_counter() - started)
+    node = statistics.median(walls["node"]) if walls.get("node") else None
+    return Floor(statistics.median(walls["-S"]), statistics.median(walls["site"]), node)
 
 
 @dataclass

@@ -29,7 +29,6 @@ class Results:
     direct: dict[str, dict[str, Direct]]
     floor: Floor
     size: dict[str, Any]
-    node_floor: float | None = None  # node -e 0, when the original ran
     lines: list[str] = field(default_factory=list)
     targets: list[Target] = field(default_factory=list)
     figures: dict[str, Any] = field(default_factory=dict)
@@ -213,10 +212,10 @@ def report_anchor(ctx: Context, res: Results) -> None:
             f"    to meet it this project's own overhead must be <= {need * 1000:.0f} ms "
             f"({RATIO_TARGET} x {own_theirs * 1000:.0f}): {1000 * (own_ours - need):.0f} ms less"
         )
-    if res.node_floor is not None:
+    if res.floor.node is not None:
         add(
-            f"    runtimes alone on this host: node -e 0 {ms(res.node_floor)} ms, "
-            f"python -I -S -c pass {ms(res.floor.bare)} ms"
+            f"    runtimes alone on this host: node -e 0 {ms(res.floor.node)} ms, "
+            f"python -I -S -c pass {ms(res.floor.bare)} ms (medians, interleaved)"
         )
     figures.update(
         ratio_own=ratio,
@@ -226,7 +225,7 @@ def report_anchor(ctx: Context, res: Results) -> None:
         ran_as=anchor.ran_as,
         node=f"{anchor.node} {anchor.node_version}",
         revision=anchor.revision,
-        node_floor_ms=None if res.node_floor is None else res.node_floor * 1000,
+        node_floor_ms=None if res.floor.node is None else res.floor.node * 1000,
     )
     res.figures["anchor"] = figures
 
