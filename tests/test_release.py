@@ -30,6 +30,8 @@ RELEASE = REPO / ".github" / "workflows" / "release.yml"
 PYENV_VERSIONS = Path.home() / ".pyenv" / "versions"
 TAG = "v1.2.3"
 NO_INDEX = "http://127.0.0.1:9/"
+# release.yml's list of interpreters to ship bytecode for, one per line.
+PYTHONS_BLOCK = re.compile(r"^( +)PYTHONS: \|\n((?:\1  .*\n)+)", re.MULTILINE)
 
 STANDIN_SETUP_PYTHON = """\
 name: setup-python stand-in
@@ -97,13 +99,13 @@ def git(cwd: Path, *args: str) -> str:
 
 def release_pythons(workflow: str) -> list[str]:
     """The versions the release job's PYTHONS block lists, in order."""
-    block = re.search(r"^( +)PYTHONS: \|\n((?:\1  .*\n)+)", workflow, re.MULTILINE)
+    block = PYTHONS_BLOCK.search(workflow)
     assert block, "release.yml has no PYTHONS block"
     return block[2].split()
 
 
 def setup_python_ref(workflow: str) -> str:
-    found = set(re.findall(r"uses: (actions/setup-python@[0-9a-f]{40})", workflow))
+    found: set[str] = set(re.findall(r"uses: (actions/setup-python@[0-9a-f]{40})", workflow))
     assert len(found) == 1, found
     return found.pop()
 
@@ -152,7 +154,7 @@ def scratch_repository(dest: Path, pythons: list[str]) -> None:
     workflow = dest / ".github" / "workflows" / "release.yml"
     text = workflow.read_text()
     kept = [v for v in release_pythons(text) if v in pythons]
-    block = re.search(r"^( +)PYTHONS: \|\n((?:\1  .*\n)+)", text, re.MULTILINE)
+    block = PYTHONS_BLOCK.search(text)
     assert block
     indent = block[1] + "  "
     text = text.replace(block[2], "".join(f"{indent}{v}\n" for v in kept))
