@@ -151,6 +151,8 @@ def main(argv: list[str]) -> int:
     except (WorkflowError, ViewError, SetupError) as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return 130  # before or after act ran (run_act handles it during)
 
 
 def _run(args: argparse.Namespace, extra: list[str]) -> int:
