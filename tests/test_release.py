@@ -4,7 +4,8 @@ A copy of this tree is committed in a scratch repository, tagged v1.2.3 and
 pushed to a local bare ``origin``. act runs the release job on this host, with
 ``actions/setup-python`` replaced by a local stand-in that puts the asked-for
 interpreters (kept under ~/.pyenv/versions) first on PATH, as setup-python does.
-Then a job that uses ``teleport-actions/auth@v1.2.3`` (that released tag) runs
+Then a job that uses ``teleport-actions/auth@v1.2.3`` (that released tag) and its
+``k8s`` member runs
 under each of those interpreters with no package index reachable.
 """
 
@@ -77,10 +78,19 @@ jobs:
         with:
           proxy: tele.example.com:443
           token: released-bot
+      # A member: its action.yml runs the launcher of the repository's root.
+      - id: k8s
+        uses: teleport-actions/auth/k8s@{tag}
+        with:
+          proxy: tele.example.com:443
+          token: released-bot
+          kubernetes-cluster: released-cluster
       - env:
           IDENTITY_FILE: ${{{{ steps.auth.outputs.identity-file }}}}
+          KUBECONFIG_FILE: ${{{{ steps.k8s.outputs.kubeconfig }}}}
         run: |
           test -f "$IDENTITY_FILE"
+          test -f "$KUBECONFIG_FILE"
           echo "authenticated with $(python3 -V)"
 """
 
