@@ -5,8 +5,8 @@ pushed to a local bare ``origin``. act runs the release job on this host, with
 ``actions/setup-python`` replaced by a local stand-in that puts the asked-for
 interpreters (kept under ~/.pyenv/versions) first on PATH, as setup-python does.
 Then a job that uses ``teleport-actions/auth@v1.2.3`` (that released tag) and its
-``k8s`` member runs
-under each of those interpreters with no package index reachable.
+``k8s`` member runs under each of those interpreters with no package index
+reachable.
 """
 
 from __future__ import annotations
