@@ -19,10 +19,16 @@ to ``mode``:
 
 Options: ``gate`` (a threading.Event every answer waits for, to hold a
 response until the test says so), ``status``, ``content_type``, ``body`` and
-``headers`` (for ``respond``), and ``safety_timeout`` (seconds after which
-the server stops itself, so it never outlives a test). Anything that is not
-HTTP (a TLS ClientHello, say) gets a plain-text 400 and is counted in
-``non_http``, not recorded as a request.
+``headers`` (for ``respond``), ``tls`` (a server-side ssl.SSLContext: the
+server speaks HTTPS and its ``url`` is https://; a client that rejects the
+certificate is counted in ``handshake_failures``), and ``safety_timeout``
+(seconds after which the server stops itself, so it never outlives a test).
+Anything that is not HTTP (a TLS ClientHello, say) gets a plain-text 400 and
+is counted in ``non_http``, not recorded as a request.
+
+``private_ca(directory)`` makes a throwaway CA and a certificate for
+127.0.0.1 signed by it (with the ``openssl`` command), for ``tls``;
+``clear_tls_environment`` removes the machine's CA settings from a test.
 
 No sleeps: waiting is done on Events and a Condition.
 """
@@ -33,10 +39,13 @@ import contextlib
 import json
 import selectors
 import socket
+import ssl
 import struct
+import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 
 import pytest
@@ -107,6 +116,7 @@ class FaultServer:
         content_type: str | None = "application/proto",
         body: bytes = b"",
         headers: dict[str, str] | None = None,
+        tls: ssl.SSLContext | None = None,
         safety_timeout: float = 10.0,
     ) -> None:
         if mode not in MODES:
@@ -118,6 +128,8 @@ class FaultServer:
             status, "Custom", content_type=content_type, body=body, extra=extra
         )
         self._safety_timeout = safety_timeout
+        self._tls = tls
+        self.handshake_failures = 0
         self._lock = threading.Lock()
         self._received = threading.Condition(self._lock)
         self._requests: list[ReceivedRequest] = []
@@ -128,7 +140,7 @@ class FaultServer:
         self._stopped = threading.Event()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self._listener.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         # The accept loop sleeps in select() on the listener and this pair;
         # stop() writes a byte to wake it.
         self._wake_r, self._wake_w = socket.socketpair()
@@ -187,6 +199,11 @@ class FaultServer:
         with self._received:
             return self._received.wait_for(lambda: len(self._requests) >= count, timeout)
 
+    def wait_for_handshake_failures(self, count: int, timeout: float = 5.0) -> bool:
+        """Block until ``count`` clients rejected the TLS handshake; False on timeout."""
+        with self._received:
+            return self._received.wait_for(lambda: self.handshake_failures >= count, timeout)
+
     # -- serving -------------------------------------------------------------
 
     def _accept_loop(self) -> None:
@@ -216,6 +233,8 @@ class FaultServer:
             if self.mode == "hang_accept":
                 self._stopped.wait(self._safety_timeout)
                 return
+            if self._tls is not None:
+                conn = self._secure(conn, self._tls)
             request = self._read_request(conn)
             if request is None:
                 return
@@ -229,6 +248,22 @@ class FaultServer:
             pass
         finally:
             conn.close()
+
+    def _secure(self, raw: socket.socket, tls: ssl.SSLContext) -> ssl.SSLSocket:
+        """The connection after the server side of the TLS handshake."""
+        secured = tls.wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
+        with self._lock:
+            # wrap_socket took over the file descriptor: stop() must shut down this one.
+            self._connections = [secured if c is raw else c for c in self._connections]
+        try:
+            secured.do_handshake()
+        except OSError:
+            with self._received:
+                self.handshake_failures += 1
+                self._received.notify_all()
+            secured.close()
+            raise
+        return secured
 
     def _answer(self, conn: socket.socket) -> None:
         mode = self.mode
@@ -288,6 +323,72 @@ class FaultServer:
         return ReceivedRequest(method, path, headers, header_lines, body)
 
 
+@dataclass(frozen=True)
+class PrivateCA:
+    """A CA no machine trusts, and a server certificate for 127.0.0.1 it signed."""
+
+    ca_file: Path  # the CA certificate, PEM: a value for SSL_CERT_FILE or REQUESTS_CA_BUNDLE
+    cert_dir: Path  # a hashed directory holding only the CA: a value for SSL_CERT_DIR
+    server_cert: Path
+    server_key: Path
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.server_cert, self.server_key)
+        return context
+
+
+def _openssl(*args: str | Path) -> str:
+    done = subprocess.run(
+        ["openssl", *map(str, args)], capture_output=True, text=True, check=False, timeout=60
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"openssl {args[0]} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+def private_ca(
+    directory: Path,
+    name: str = "Private Test CA",
+    server_names: str = "IP:127.0.0.1,DNS:localhost",
+) -> PrivateCA:
+    """Make a CA and a server certificate (for ``server_names``) in ``directory``.
+
+    With the ``openssl`` command, EC P-256 keys, valid for two days.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_key, ca_file = directory / "ca.key", directory / "ca.pem"
+    key, csr, cert = directory / "server.key", directory / "server.csr", directory / "server.pem"
+    new_key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    _openssl(
+        "req", "-x509", *new_key, "-keyout", ca_key, "-out", ca_file, "-days", "2",
+        "-subj", f"/CN={name}",
+        "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+    )  # fmt: skip
+    _openssl("req", "-new", *new_key, "-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1")
+    # What strict verifiers (Python 3.13's X509_STRICT among them) require of a leaf.
+    extensions = directory / "server.ext"
+    extensions.write_text(
+        f"subjectAltName={server_names}\n"
+        "basicConstraints=critical,CA:FALSE\n"
+        "keyUsage=critical,digitalSignature\n"
+        "extendedKeyUsage=serverAuth\n"
+        "subjectKeyIdentifier=hash\n"
+        "authorityKeyIdentifier=keyid:always\n"
+    )
+    _openssl(
+        "x509", "-req", "-in", csr, "-CA", ca_file, "-CAkey", ca_key, "-set_serial", "2",
+        "-days", "2", "-extfile", extensions, "-out", cert,
+    )  # fmt: skip
+    # OpenSSL looks a CA up in a directory by its subject hash: <hash>.0.
+    cert_dir = directory / "certs"
+    cert_dir.mkdir(exist_ok=True)
+    subject_hash = _openssl("x509", "-in", ca_file, "-noout", "-subject_hash").strip()
+    (cert_dir / f"{subject_hash}.0").write_bytes(ca_file.read_bytes())
+    return PrivateCA(ca_file=ca_file, cert_dir=cert_dir, server_cert=cert, server_key=key)
+
+
 def refused_port() -> int:
     """A local port nobody listens on (bound, then released)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -303,6 +404,15 @@ def held_refused_port() -> Iterator[int]:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         yield port
+
+
+_CA_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR")
+
+
+def clear_tls_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Drop CA settings the test machine may carry (some set REQUESTS_CA_BUNDLE globally)."""
+    for name in _CA_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
 
 
 def clear_proxy_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import json
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from google.protobuf import json_format
 
-from conftest import Job, assert_token_only_in_add_mask
-from fault_server import FaultServer
+from conftest import REPO, Job, assert_token_only_in_add_mask
+from fault_server import FaultServer, private_ca
 from teleport_auth import __version__
 from teleport_auth._proto.prehog.v1alpha import tbot_pb2
+from teleport_auth.config import build_config
+from teleport_auth.family import MEMBERS
+from teleport_auth.inputs import Inputs, env_name
 from teleport_auth.main import main
+from teleport_auth.telemetry import wire
+from teleport_auth.telemetry.event import build_event
 from teleport_auth.telemetry.sender import Outcome, Submission
 
 pytestmark = [pytest.mark.step, pytest.mark.allow_hosts(["127.0.0.1"])]
@@ -36,6 +46,25 @@ def run_step(capsys: pytest.CaptureFixture[str]) -> tuple[int, str, float]:
 
 def warnings(log: str) -> list[str]:
     return [line for line in log.splitlines() if line.startswith("::warning")]
+
+
+def telemetry_cell(summary: str) -> str:
+    """The job summary's telemetry cell: plain text, one line, no cell separator in it."""
+    [row] = [line for line in summary.splitlines() if line.startswith("| Anonymous telemetry |")]
+    cell = row.removeprefix("| Anonymous telemetry | ").removesuffix(" |")
+    assert not set(cell) & set("|`*_[]<>\\")
+    return cell
+
+
+def printed_event(log: str) -> dict[str, Any]:
+    """The JSON document the log showed in the telemetry group."""
+    lines = log.splitlines()
+    start = lines.index("::group::Anonymous telemetry event")
+    end = lines.index("::endgroup::", start)
+    body = lines[start + 1 : end]
+    assert body[0].startswith("POST ")
+    parsed: dict[str, Any] = json.loads("\n".join(body[1:]))
+    return parsed
 
 
 # Loose bound on the whole step: tbot (~0.1 s here) + at most 1 s of grace + slack
@@ -79,12 +108,27 @@ def test_event_received_and_decoded(job: Job, capsys: pytest.CaptureFixture[str]
     assert event.start.destinations_application == 0
     assert abs(event.timestamp.ToSeconds() - time.time()) < 60
     # The log shows the exact event before tbot runs, and the summary the outcome.
-    assert "::group::Anonymous telemetry event" in log
-    assert log.index(event.distinct_id) < log.index("::group::tbot start")
+    assert log.index("::group::Anonymous telemetry event") < log.index("::group::tbot start")
     assert "Anonymous telemetry is enabled." in log
-    assert "sent to `127.0.0.1:" in job.summary
+    assert telemetry_cell(job.summary) == f"on: event sent to 127.0.0.1:{server.port}"
     assert f"::debug::Anonymous telemetry event {event.distinct_id} sent" in log
     assert not warnings(log)
+
+
+def test_the_bytes_received_are_the_event_the_log_showed(
+    job: Job, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with FaultServer("ok") as server:
+        opt_in(job, server.url)
+        code, log, _ = run_step(capsys)
+        server.wait_for_requests(1, timeout=5)
+    assert code == 0, log
+    [request] = server.requests
+    received = tbot_pb2.SubmitTbotEventRequest.FromString(request.body)
+    shown = json_format.MessageToDict(
+        received, always_print_fields_with_no_presence=True, preserving_proto_field_name=True
+    )
+    assert shown == printed_event(log)
 
 
 CANARIES = {
@@ -115,28 +159,49 @@ def test_canaries_never_leave(job: Job, capsys: pytest.CaptureFixture[str]) -> N
         assert needle.encode() not in sent, needle
 
 
+MAY_HAVE_ARRIVED = "Anonymous telemetry may have arrived"
+NOT_ACCEPTED = "Anonymous telemetry was not accepted by the endpoint"
 FAULTS = [
-    # (mode, what the warning names)
-    ("hang", "deadline_exceeded"),
-    ("hang_accept", "deadline_exceeded"),
-    ("reset", "unavailable"),
-    ("http500", "unknown"),
-    ("unavailable", "unavailable"),
-    ("garbage", "internal"),
-    ("wrong_type", "internal"),
-    ("redirect", "redirect"),
+    # (mode, how the warning starts, what it names, how the summary puts it)
+    ("hang", MAY_HAVE_ARRIVED, "deadline_exceeded", "may have reached {host}, unconfirmed"),
+    ("hang_accept", MAY_HAVE_ARRIVED, "deadline_exceeded", "may have reached {host}, unconfirmed"),
+    # The request went out before the reset, or before an answer that is no
+    # valid response: it may well have been recorded, so never "not sent".
+    ("reset", MAY_HAVE_ARRIVED, "connection reset", "may have reached {host}, unconfirmed"),
+    ("garbage", MAY_HAVE_ARRIVED, "internal", "may have reached {host}, unconfirmed"),
+    ("wrong_type", MAY_HAVE_ARRIVED, "internal", "may have reached {host}, unconfirmed"),
+    ("http500", NOT_ACCEPTED, "unknown", "not accepted by {host}"),
+    ("unavailable", NOT_ACCEPTED, "unavailable", "not accepted by {host}"),
+    ("redirect", NOT_ACCEPTED, "redirect", "not accepted by {host}"),
 ]
 
 
-@pytest.mark.parametrize(("mode", "named"), FAULTS, ids=[f[0] for f in FAULTS])
+@pytest.mark.parametrize("fault", FAULTS, ids=[f[0] for f in FAULTS])
 def test_faulty_endpoint_never_fails_the_job(
-    job: Job, capsys: pytest.CaptureFixture[str], mode: str, named: str
+    job: Job, capsys: pytest.CaptureFixture[str], fault: tuple[str, str, str, str]
 ) -> None:
+    mode, opening, named, summary = fault
     with FaultServer(mode) as server:
         opt_in(job, server.url)
         warning = authenticated_with_one_warning(job, *run_step(capsys))
+    host = f"127.0.0.1:{server.port}"
+    assert warning.split("::", 2)[2].startswith(opening)
     assert named in warning
+    assert "not sent" not in warning
     assert "Authentication is not affected." in warning
+    cell = telemetry_cell(job.summary)
+    assert cell == f"on: {summary.format(host=host)} (see the warning above)"
+
+
+def test_a_200_too_large_to_read_is_unconfirmed(
+    job: Job, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with FaultServer("respond", body=b"x" * (64 * 1024 + 1)) as server:
+        opt_in(job, server.url)
+        warning = authenticated_with_one_warning(job, *run_step(capsys))
+    assert MAY_HAVE_ARRIVED in warning
+    assert "response larger than 65536 bytes" in warning
+    assert telemetry_cell(job.summary).startswith("on: may have reached 127.0.0.1:")
 
 
 def test_refused_connection(job: Job, capsys: pytest.CaptureFixture[str]) -> None:
@@ -145,7 +210,9 @@ def test_refused_connection(job: Job, capsys: pytest.CaptureFixture[str]) -> Non
     with held_refused_port() as port:
         opt_in(job, f"http://127.0.0.1:{port}")
         warning = authenticated_with_one_warning(job, *run_step(capsys))
-    assert "unavailable" in warning
+    assert "Anonymous telemetry was not sent (unavailable: connection refused)" in warning
+    cell = telemetry_cell(job.summary)
+    assert cell == f"on: not sent to 127.0.0.1:{port} (see the warning above)"
 
 
 def test_flaky_endpoint_is_retried_once(job: Job, capsys: pytest.CaptureFixture[str]) -> None:
@@ -180,6 +247,30 @@ def test_tls_failure(job: Job, capsys: pytest.CaptureFixture[str]) -> None:
         opt_in(job, server.url.replace("http://", "https://"))
         warning = authenticated_with_one_warning(job, *run_step(capsys))
     assert "TLS failed" in warning
+
+
+def test_the_machines_trust_store_is_used(job: Job, tmp_path: Path) -> None:
+    """A runner whose TLS-inspecting proxy CA is installed system-wide: tbot would get
+    through, and so does the step (here the system store is SSL_CERT_FILE/SSL_CERT_DIR)."""
+    ca = private_ca(tmp_path / "ca", name="Inspecting Proxy CA")
+    with FaultServer("ok", tls=ca.server_context()) as server:
+        opt_in(job, server.url)
+        env = {**job.env, "SSL_CERT_FILE": str(ca.ca_file), "SSL_CERT_DIR": str(ca.cert_dir)}
+        done = subprocess.run(
+            [sys.executable, "-I", "-S", "-X", "utf8", str(REPO / "src" / "run_action.py")],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        assert server.wait_for_requests(1, timeout=5)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not warnings(done.stdout), done.stdout
+    assert telemetry_cell(job.summary) == f"on: event sent to 127.0.0.1:{server.port}"
+    [request] = server.requests
+    sent = tbot_pb2.SubmitTbotEventRequest.FromString(request.body)
+    assert sent.start.helper == "gha:teleport-actions/auth"
 
 
 @pytest.mark.parametrize(
@@ -226,6 +317,38 @@ def test_failed_tbot_sends_nothing_after_the_fact(
         assert len(server.requests) == 1
 
 
+def test_a_run_whose_tbot_fails_is_still_counted(
+    job: Job, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As tbot's own event leaves as tbot starts, before its join can fail. Here
+    # the worker is held until the step knows tbot failed: its first attempt
+    # still goes out (only a retry would be ruled out).
+    job.env["STANDIN_TBOT_FAIL"] = "access denied"
+    tbot_failed = threading.Event()
+    real_stop, real_encode = Submission.stop_retrying, wire.encode
+
+    def stop_retrying(self: Submission) -> None:
+        real_stop(self)
+        tbot_failed.set()
+
+    def encode_after_tbot_failed(printed: str) -> bytes:
+        assert tbot_failed.wait(5)
+        return real_encode(printed)
+
+    monkeypatch.setattr(Submission, "stop_retrying", stop_retrying)
+    monkeypatch.setattr(wire, "encode", encode_after_tbot_failed)
+    with FaultServer("ok") as server:
+        opt_in(job, server.url)
+        code, log, _ = run_step(capsys)
+        assert code == 1
+        assert "tbot failed with exit code 1: access denied" in log
+        assert len(server.requests) == 1
+    [request] = server.requests
+    event = tbot_pb2.SubmitTbotEventRequest.FromString(request.body)
+    assert f"::debug::Anonymous telemetry event {event.distinct_id} sent" in log
+    assert not warnings(log)
+
+
 def test_tbot_is_told_not_to_report(job: Job, capsys: pytest.CaptureFixture[str]) -> None:
     with FaultServer("ok") as server:
         opt_in(job, server.url)
@@ -249,3 +372,35 @@ def test_opted_out_step_opens_no_socket(job: Job, capsys: pytest.CaptureFixture[
     assert "| Anonymous telemetry | off |" in job.summary
     start = next(r for r in job.records if "start" in r["argv"])
     assert start["reported"] is False
+
+
+# What each member's config counts as (FACTS §3, §5): its one entry, in its own
+# counter for application / database / kubernetes (v1), else as "other".
+MEMBER_COUNTS = {
+    "auth": ("RUN_MODE_ONE_SHOT", "destinations_other"),
+    "k8s": ("RUN_MODE_ONE_SHOT", "destinations_kubernetes"),
+    "application": ("RUN_MODE_ONE_SHOT", "destinations_application"),
+    "database-tunnel": ("RUN_MODE_DAEMON", "destinations_other"),
+    "application-tunnel": ("RUN_MODE_DAEMON", "destinations_other"),
+    "application-proxy": ("RUN_MODE_DAEMON", "destinations_other"),
+}
+MEMBER_INPUTS = {
+    "kubernetes-cluster": "prod-k8s",
+    "app": "grafana",
+    "service": "postgres-prod",
+    "listen": "tcp://127.0.0.1:5432",
+}
+
+
+@pytest.mark.parametrize("key", list(MEMBER_COUNTS))
+def test_every_member_is_counted_as_tbot_counts_it(key: str, tmp_path: Path) -> None:
+    [found] = [m for m in MEMBERS if m.key == key]
+    own = found.read({env_name(name): value for name, value in MEMBER_INPUTS.items()})
+    inputs = Inputs("tele.example.com:443", "t", "", (), disable_env_vars=False)
+    config = build_config(inputs, found.entry(own, tmp_path), oneshot=found.oneshot)
+    start = build_event(tbot_version="18.6.4", config=config, env={})["start"]
+
+    run_mode, counter = MEMBER_COUNTS[key]
+    assert start["run_mode"] == run_mode
+    counts = {name: value for name, value in start.items() if name.startswith("destinations_")}
+    assert counts == {name: int(name == counter) for name in counts}

@@ -16,13 +16,10 @@ from fault_server import FaultServer, clear_proxy_environment, held_refused_port
 from teleport_auth import __version__
 from teleport_auth._proto.prehog.v1alpha import tbot_pb2
 from teleport_auth.telemetry import METHOD_PATH
-from teleport_auth.telemetry.connect import (
-    MAX_RESPONSE_BYTES,
-    CallResult,
-    call_unary,
-    user_agent,
-)
-from teleport_auth.telemetry.event import build_event
+from teleport_auth.telemetry.connect import MAX_RESPONSE_BYTES, call_unary, user_agent
+from teleport_auth.telemetry.event import build_event, event_json
+from teleport_auth.telemetry.result import CallResult
+from teleport_auth.telemetry.wire import to_message
 
 pytestmark = pytest.mark.allow_hosts(["127.0.0.1"])
 
@@ -42,7 +39,7 @@ def session() -> Iterator[requests.Session]:
 
 
 def _request() -> tbot_pb2.SubmitTbotEventRequest:
-    return build_event(
+    event = build_event(
         tbot_version="16.4.2",
         config={
             "oneshot": True,
@@ -53,6 +50,7 @@ def _request() -> tbot_pb2.SubmitTbotEventRequest:
         distinct_id="00000000-0000-4000-8000-000000000000",
         now=datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc),
     )
+    return to_message(event_json(event))
 
 
 BODY = _request().SerializeToString()
@@ -62,27 +60,35 @@ def _call(session: requests.Session, url: str, timeout: float = TIMEOUT) -> Call
     return call_unary(session, url, BODY, timeout=timeout, user_agent=user_agent())
 
 
-# (ok, code, sent, retryable, http_status) for each fault.
+# (ok, code, sent, retryable, http_status, refused) for each fault. "refused":
+# the endpoint's own answer says it did not take the event.
 @pytest.mark.parametrize(
     ("mode", "expected"),
     [
-        pytest.param("ok", (True, "", True, False, 200), id="ok"),
-        pytest.param("hang", (False, "deadline_exceeded", True, False, None), id="hang"),
+        pytest.param("ok", (True, "", True, False, 200, False), id="ok"),
+        pytest.param("hang", (False, "deadline_exceeded", True, False, None, False), id="hang"),
         pytest.param(
-            "hang_accept", (False, "deadline_exceeded", True, False, None), id="hang_accept"
+            "hang_accept",
+            (False, "deadline_exceeded", True, False, None, False),
+            id="hang_accept",
         ),
         # A reset after the request went out may follow a delivered event: no retry.
-        pytest.param("reset", (False, "unavailable", True, False, None), id="reset"),
-        pytest.param("http500", (False, "unknown", True, False, 500), id="http500"),
-        pytest.param("unavailable", (False, "unavailable", True, True, 503), id="unavailable"),
-        pytest.param("garbage", (False, "internal", True, False, 200), id="garbage"),
-        pytest.param("wrong_type", (False, "internal", True, False, 200), id="wrong_type"),
-        pytest.param("flaky", (False, "unavailable", True, True, 503), id="flaky-first-call"),
-        pytest.param("redirect", (False, "unknown", True, False, 302), id="redirect"),
+        pytest.param("reset", (False, "unavailable", True, False, None, False), id="reset"),
+        pytest.param("http500", (False, "unknown", True, False, 500, True), id="http500"),
+        pytest.param(
+            "unavailable", (False, "unavailable", True, True, 503, True), id="unavailable"
+        ),
+        # A 200 that is no valid answer: the event may well have been taken.
+        pytest.param("garbage", (False, "internal", True, False, 200, False), id="garbage"),
+        pytest.param("wrong_type", (False, "internal", True, False, 200, False), id="wrong_type"),
+        pytest.param("flaky", (False, "unavailable", True, True, 503, True), id="flaky-first-call"),
+        pytest.param("redirect", (False, "unknown", True, False, 302, True), id="redirect"),
     ],
 )
 def test_fault_modes(
-    session: requests.Session, mode: str, expected: tuple[bool, str, bool, bool, int | None]
+    session: requests.Session,
+    mode: str,
+    expected: tuple[bool, str, bool, bool, int | None, bool],
 ) -> None:
     with FaultServer(mode) as server:
         result = _call(session, server.url)
@@ -90,7 +96,14 @@ def test_fault_modes(
         # exactly one request arrived (no hidden retry, no redirect followed).
         assert len(server.requests) == (0 if mode == "hang_accept" else 1)
 
-    assert (result.ok, result.code, result.sent, result.retryable, result.http_status) == expected
+    assert (
+        result.ok,
+        result.code,
+        result.sent,
+        result.retryable,
+        result.http_status,
+        result.refused,
+    ) == expected
     assert result.ok or result.message
     assert "\n" not in result.message
     assert len(result.message) <= 200
@@ -185,6 +198,7 @@ def test_environment_proxy_is_used(
 
 
 # The response (status, content type, body) and the code and retryability it maps to.
+# Every non-200 answer but a gateway's (502, 504) is the endpoint refusing the event.
 @pytest.mark.parametrize(
     ("response", "code", "retryable"),
     [
@@ -244,6 +258,7 @@ def test_status_mapping(
         retryable,
         status,
     )
+    assert result.refused == (status not in (200, 502, 504))
 
 
 def test_success_tolerates_content_type_parameters(session: requests.Session) -> None:

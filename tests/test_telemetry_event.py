@@ -1,4 +1,9 @@
-"""The tbot.start event: exactly the fields tbot would send, and nothing else."""
+"""The tbot.start event: exactly the fields tbot would send, and nothing else.
+
+It is built as plain data (what the log prints) and turned into protobuf only
+by parsing that printed text (wire.py): these tests hold both halves to the
+schema, and to each other.
+"""
 
 from __future__ import annotations
 
@@ -8,20 +13,27 @@ import uuid
 from typing import Any
 
 import pytest
+from google.protobuf import json_format
 
 from teleport_auth import HELPER_NAME, __version__
 from teleport_auth._proto.prehog.v1alpha import tbot_pb2
 from teleport_auth.telemetry import HELPER_ENV, HELPER_VERSION_ENV
-from teleport_auth.telemetry.event import build_event, event_as_dict
+from teleport_auth.telemetry.event import build_event, count_destinations, event_json, rfc3339
+from teleport_auth.telemetry.wire import encode, to_message
 
-ONE_SHOT = tbot_pb2.TbotStartEvent.RUN_MODE_ONE_SHOT
-DAEMON = tbot_pb2.TbotStartEvent.RUN_MODE_DAEMON
+ONE_SHOT = "RUN_MODE_ONE_SHOT"
+DAEMON = "RUN_MODE_DAEMON"
 NOW = datetime.datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=datetime.timezone.utc)
 HELPER_ENVIRONMENT = {HELPER_ENV: HELPER_NAME, HELPER_VERSION_ENV: __version__}
 
 
-def _config(*output_types: str, oneshot: Any = True, join_method: str = "github") -> dict[str, Any]:
-    """A config shaped like the one the action writes (FACTS §1)."""
+def _config(
+    *output_types: str,
+    services: tuple[str, ...] = (),
+    oneshot: Any = True,
+    join_method: str = "github",
+) -> dict[str, Any]:
+    """A config shaped like the ones the family writes (FACTS §1, §5)."""
     return {
         "version": "v2",
         "proxy_server": "tele.example.com:443",
@@ -32,34 +44,20 @@ def _config(*output_types: str, oneshot: Any = True, join_method: str = "github"
             {"type": kind, "destination": {"type": "directory", "path": "/tmp/out"}, "roles": []}
             for kind in output_types
         ],
-        "services": [],
-    }
-
-
-def _start_fields(event: tbot_pb2.TbotStartEvent) -> dict[str, Any]:
-    return {
-        "run_mode": event.run_mode,
-        "version": event.version,
-        "join_type": event.join_type,
-        "helper": event.helper,
-        "helper_version": event.helper_version,
-        "other": event.destinations_other,
-        "application": event.destinations_application,
-        "database": event.destinations_database,
-        "kubernetes": event.destinations_kubernetes,
+        "services": [{"type": kind, "listen": "tcp://127.0.0.1:5432"} for kind in services],
     }
 
 
 def _expected(
     *,
-    run_mode: int = ONE_SHOT,
+    run_mode: str = ONE_SHOT,
     helper: str = HELPER_NAME,
     helper_version: str = __version__,
     join_type: str = "github",
     other: int = 0,
-    application: int = 0,
     database: int = 0,
     kubernetes: int = 0,
+    application: int = 0,
 ) -> dict[str, Any]:
     return {
         "run_mode": run_mode,
@@ -67,10 +65,10 @@ def _expected(
         "join_type": join_type,
         "helper": helper,
         "helper_version": helper_version,
-        "other": other,
-        "application": application,
-        "database": database,
-        "kubernetes": kubernetes,
+        "destinations_other": other,
+        "destinations_database": database,
+        "destinations_kubernetes": kubernetes,
+        "destinations_application": application,
     }
 
 
@@ -85,6 +83,42 @@ def _expected(
             HELPER_ENVIRONMENT,
             _expected(other=2, application=1, database=2, kubernetes=1),
             id="mixed-outputs",
+        ),
+        pytest.param(
+            _config("kubernetes/v2", "spiffe-svid", "workload-identity-x509"),
+            HELPER_ENVIRONMENT,
+            _expected(other=3),
+            id="newer-output-types-are-other",
+        ),
+        # The family's daemon members: each entry under `services:` is one
+        # destination, and a tunnel or proxy counts as "other" (FACTS §3).
+        pytest.param(
+            _config(services=("database-tunnel",), oneshot=False),
+            HELPER_ENVIRONMENT,
+            _expected(run_mode=DAEMON, other=1),
+            id="database-tunnel",
+        ),
+        pytest.param(
+            _config(services=("application-tunnel",), oneshot=False),
+            HELPER_ENVIRONMENT,
+            _expected(run_mode=DAEMON, other=1),
+            id="application-tunnel",
+        ),
+        pytest.param(
+            _config(services=("application-proxy",), oneshot=False),
+            HELPER_ENVIRONMENT,
+            _expected(run_mode=DAEMON, other=1),
+            id="application-proxy",
+        ),
+        pytest.param(
+            _config(
+                "identity",
+                "database",
+                services=("database-tunnel", "application-tunnel", "application-proxy"),
+            ),
+            HELPER_ENVIRONMENT,
+            _expected(other=4, database=1),
+            id="outputs-and-services-together",
         ),
         pytest.param(
             _config("identity"),
@@ -111,10 +145,10 @@ def _expected(
             id="oneshot-must-be-boolean-true",
         ),
         pytest.param(
-            {k: v for k, v in _config().items() if k != "oneshot"},
+            {k: v for k, v in _config().items() if k not in ("oneshot", "services")},
             HELPER_ENVIRONMENT,
             _expected(run_mode=DAEMON),
-            id="no-oneshot-key-no-outputs",
+            id="no-oneshot-no-services-no-outputs",
         ),
         pytest.param(
             _config("identity", join_method="token"),
@@ -127,68 +161,99 @@ def _expected(
 def test_event_fields(
     config: dict[str, Any], env: dict[str, str], expected: dict[str, Any]
 ) -> None:
-    request = build_event(tbot_version="16.4.2", config=config, env=env, distinct_id="id", now=NOW)
+    event = build_event(tbot_version="16.4.2", config=config, env=env, distinct_id="id", now=NOW)
+    assert event["start"] == expected
+    # The same values reach the message that is sent.
+    start = to_message(event_json(event)).start
+    assert tbot_pb2.TbotStartEvent.RunMode.Name(start.run_mode) == expected["run_mode"]
+    assert start.destinations_other == expected["destinations_other"]
+    assert start.destinations_database == expected["destinations_database"]
+    assert start.destinations_kubernetes == expected["destinations_kubernetes"]
+    assert start.destinations_application == expected["destinations_application"]
 
-    assert request.WhichOneof("event") == "start"
-    assert _start_fields(request.start) == expected
+
+@pytest.mark.parametrize(
+    "entries",
+    [
+        pytest.param({"outputs": None, "services": "database-tunnel"}, id="not-lists"),
+        pytest.param({"outputs": ["identity", 3], "services": [None]}, id="entries-not-mappings"),
+        pytest.param({"outputs": [{"kind": "database"}, {"type": 7}]}, id="no-usable-type"),
+    ],
+)
+def test_every_entry_counts_once_even_when_odd(entries: dict[str, Any]) -> None:
+    # Not something the action writes; whatever the shape, an entry is one "other".
+    counts = count_destinations(entries)
+    listed = sum(len(v) for v in entries.values() if isinstance(v, list))
+    assert counts == {
+        "destinations_other": listed,
+        "destinations_database": 0,
+        "destinations_kubernetes": 0,
+        "destinations_application": 0,
+    }
 
 
 @pytest.mark.parametrize("raw", ["16.4.2", "v16.4.2", " v16.4.2\n"])
 def test_version_has_no_leading_v(raw: str) -> None:
-    request = build_event(tbot_version=raw, config=_config("identity"), env={}, now=NOW)
-    assert request.start.version == "16.4.2"
+    event = build_event(tbot_version=raw, config=_config("identity"), env={}, now=NOW)
+    assert event["start"]["version"] == "16.4.2"
 
 
 def test_distinct_id_is_a_fresh_uuid_per_event() -> None:
     first = build_event(tbot_version="16.4.2", config=_config("identity"), env={})
     second = build_event(tbot_version="16.4.2", config=_config("identity"), env={})
 
-    assert uuid.UUID(first.distinct_id).version == 4
-    assert first.distinct_id != second.distinct_id
+    assert uuid.UUID(first["distinct_id"]).version == 4
+    assert first["distinct_id"] != second["distinct_id"]
 
 
 def test_timestamp_defaults_to_now_in_utc() -> None:
     before = datetime.datetime.now(datetime.timezone.utc)
-    request = build_event(tbot_version="16.4.2", config=_config("identity"), env={})
+    event = build_event(tbot_version="16.4.2", config=_config("identity"), env={})
     after = datetime.datetime.now(datetime.timezone.utc)
 
-    stamped = request.timestamp.ToDatetime(tzinfo=datetime.timezone.utc)
+    stamped = to_message(event_json(event)).timestamp.ToDatetime(tzinfo=datetime.timezone.utc)
     assert before - datetime.timedelta(seconds=1) <= stamped <= after
 
 
-def test_timestamp_and_distinct_id_as_given() -> None:
-    request = build_event(
+@pytest.mark.parametrize(
+    "when",
+    [
+        pytest.param(NOW, id="microseconds"),
+        pytest.param(NOW.replace(microsecond=0), id="whole-second"),
+        pytest.param(NOW.replace(microsecond=250000), id="milliseconds"),
+        pytest.param(NOW.replace(microsecond=1), id="one-microsecond"),
+        pytest.param(
+            datetime.datetime(
+                2024, 5, 6, 9, 8, 9, 5, tzinfo=datetime.timezone(datetime.timedelta(hours=2))
+            ),
+            id="other-zone",
+        ),
+        pytest.param(datetime.datetime(2024, 5, 6, 7, 8, 9, 5), id="naive-is-utc"),
+    ],
+)
+def test_timestamp_is_written_as_protobuf_writes_it(when: datetime.datetime) -> None:
+    stamp = tbot_pb2.SubmitTbotEventRequest().timestamp
+    stamp.FromDatetime(when if when.tzinfo else when.replace(tzinfo=datetime.timezone.utc))
+    assert rfc3339(when) == stamp.ToJsonString()
+
+
+def test_distinct_id_and_timestamp_as_given() -> None:
+    event = build_event(
         tbot_version="16.4.2", config=_config("identity"), env={}, distinct_id="abc", now=NOW
     )
+    message = to_message(event_json(event))
 
-    assert request.distinct_id == "abc"
-    assert request.timestamp.ToDatetime(tzinfo=datetime.timezone.utc) == NOW
-
-
-def test_serialized_bytes_round_trip() -> None:
-    request = build_event(
-        tbot_version="16.4.2",
-        config=_config("identity", "kubernetes"),
-        env=HELPER_ENVIRONMENT,
-        distinct_id="4a3e0d5e-1a2b-4c3d-8e9f-0a1b2c3d4e5f",
-        now=NOW,
-    )
-
-    decoded = tbot_pb2.SubmitTbotEventRequest.FromString(request.SerializeToString())
-
-    assert decoded == request
-    assert decoded.start.destinations_kubernetes == 1
-    assert decoded.timestamp.ToDatetime(tzinfo=datetime.timezone.utc) == NOW
+    assert message.distinct_id == "abc"
+    assert message.timestamp.ToDatetime(tzinfo=datetime.timezone.utc) == NOW
 
 
-def test_event_as_dict_shows_every_field_including_zeros() -> None:
-    request = build_event(
+def test_printed_event_shows_every_field_in_schema_order() -> None:
+    event = build_event(
         tbot_version="16.4.2", config=_config("identity"), env={}, distinct_id="abc", now=NOW
     )
+    printed = json.loads(event_json(event))
 
-    as_dict = event_as_dict(request)
-
-    assert as_dict == {
+    assert printed == {
         "distinct_id": "abc",
         "timestamp": "2024-05-06T07:08:09.123456Z",
         "start": {
@@ -204,21 +269,54 @@ def test_event_as_dict_shows_every_field_including_zeros() -> None:
         },
     }
     # In .proto field order, so the log reads like the schema.
-    assert list(as_dict["start"]) == [f.name for f in tbot_pb2.TbotStartEvent.DESCRIPTOR.fields]
-    json.dumps(as_dict)  # printable as JSON as is
+    assert list(printed) == ["distinct_id", "timestamp", "start"]
+    assert list(printed["start"]) == [f.name for f in tbot_pb2.TbotStartEvent.DESCRIPTOR.fields]
+
+
+@pytest.mark.parametrize(
+    ("config", "env"),
+    [
+        pytest.param(_config("identity"), HELPER_ENVIRONMENT, id="auth"),
+        pytest.param(_config("identity"), {}, id="no-helper"),
+        pytest.param(_config(services=("database-tunnel",), oneshot=False), {}, id="daemon"),
+        pytest.param(_config("kubernetes", "application", "database"), {}, id="own-counters"),
+    ],
+)
+def test_what_is_printed_is_exactly_what_is_sent(
+    config: dict[str, Any], env: dict[str, str]
+) -> None:
+    printed = event_json(build_event(tbot_version="v16.4.2", config=config, env=env, now=NOW))
+    message = tbot_pb2.SubmitTbotEventRequest.FromString(encode(printed))
+
+    # The message, shown with every field (zeros too) by protobuf's own JSON
+    # mapping, is the printed document: nothing added, dropped or changed.
+    assert json_format.MessageToDict(
+        message, always_print_fields_with_no_presence=True, preserving_proto_field_name=True
+    ) == json.loads(printed)
+    assert message.WhichOneof("event") == "start"
+
+
+def test_a_field_outside_the_schema_is_never_sent() -> None:
+    event: dict[str, Any] = build_event(tbot_version="16.4.2", config=_config("identity"), env={})
+    event["start"]["repository"] = "canary-org/canary-repo"
+    with pytest.raises(json_format.ParseError):
+        encode(event_json(event))
 
 
 def test_event_carries_nothing_but_the_schema() -> None:
     """Every key of the config and env other than the ones read is ignored."""
-    config = _config("identity")
+    config = _config("identity", services=("database-tunnel",))
     config["onboarding"]["token"] = "CANARY-TOKEN-123"
     config["proxy_server"] = "canary-proxy.example:443"
     config["certificate_ttl"] = "CANARY-TTL"
+    config["services"][0]["database"] = "canary-db"
     env = {**HELPER_ENVIRONMENT, "GITHUB_REPOSITORY": "canary-org/canary-repo"}
 
-    request = build_event(tbot_version="16.4.2", config=config, env=env, now=NOW)
-    wire = request.SerializeToString()
+    printed = event_json(build_event(tbot_version="16.4.2", config=config, env=env, now=NOW))
+    wire = encode(printed)
 
-    for canary in (b"CANARY", b"canary", b"bot-token", b"/tmp/out"):
-        assert canary not in wire
-    assert [f.name for f, _ in request.ListFields()] == ["distinct_id", "timestamp", "start"]
+    for canary in ("CANARY", "canary", "bot-token", "/tmp/out", "127.0.0.1"):
+        assert canary not in printed
+        assert canary.encode() not in wire
+    message = tbot_pb2.SubmitTbotEventRequest.FromString(wire)
+    assert [f.name for f, _ in message.ListFields()] == ["distinct_id", "timestamp", "start"]

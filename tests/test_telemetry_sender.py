@@ -15,14 +15,30 @@ import pytest
 from fault_server import FaultServer, clear_proxy_environment, held_refused_port
 from teleport_auth import HELPER_NAME, __version__
 from teleport_auth._proto.prehog.v1alpha import tbot_pb2
-from teleport_auth.telemetry import HELPER_ENV, HELPER_VERSION_ENV, sender
-from teleport_auth.telemetry.connect import CallResult, user_agent
-from teleport_auth.telemetry.event import build_event
-from teleport_auth.telemetry.sender import Outcome, Submission, describe_failure
+from teleport_auth.telemetry import HELPER_ENV, HELPER_VERSION_ENV, connect, wire
+from teleport_auth.telemetry.event import build_event, event_json
+from teleport_auth.telemetry.result import CallResult
+from teleport_auth.telemetry.sender import Outcome, Submission, _delivery, describe_failure
 
 pytestmark = pytest.mark.allow_hosts(["127.0.0.1"])
 
 UNAFFECTED = "Authentication is not affected."
+CONFIG = {
+    "version": "v2",
+    "proxy_server": "tele.example.com:443",
+    "oneshot": True,
+    "onboarding": {"join_method": "github", "token": "t", "ca_pins": []},
+    "storage": {"type": "memory"},
+    "outputs": [{"type": "identity"}],
+    "services": [],
+}
+PRINTED = event_json(
+    build_event(
+        tbot_version="16.4.2",
+        config=CONFIG,
+        env={HELPER_ENV: HELPER_NAME, HELPER_VERSION_ENV: __version__},
+    )
+)
 
 
 @pytest.fixture(autouse=True)
@@ -42,43 +58,27 @@ def escaped_thread_errors(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return escaped
 
 
-def _request(**kwargs: Any) -> tbot_pb2.SubmitTbotEventRequest:
-    config = {
-        "version": "v2",
-        "proxy_server": "tele.example.com:443",
-        "oneshot": True,
-        "onboarding": {"join_method": "github", "token": "t", "ca_pins": []},
-        "storage": {"type": "memory"},
-        "outputs": [{"type": "identity"}],
-        "services": [],
-    }
-    env = {HELPER_ENV: HELPER_NAME, HELPER_VERSION_ENV: __version__}
-    return build_event(
-        tbot_version="16.4.2", config=kwargs.get("config", config), env=kwargs.get("env", env)
-    )
-
-
-def _submission(url: str, attempt_timeout: float = 5.0) -> Submission:
-    return Submission(
-        base_url=url, request=_request(), user_agent=user_agent(), attempt_timeout=attempt_timeout
-    )
+def _submission(url: str, attempt_timeout: float = 5.0, printed: str = PRINTED) -> Submission:
+    return Submission(base_url=url, event_json=printed, attempt_timeout=attempt_timeout)
 
 
 @pytest.mark.parametrize(
-    ("mode", "status", "attempts", "code"),
+    ("mode", "delivery", "attempts", "code"),
     [
-        pytest.param("ok", "sent", 1, "", id="ok"),
-        pytest.param("flaky", "sent", 2, "", id="flaky-retried-once"),
-        pytest.param("unavailable", "failed", 2, "unavailable", id="unavailable-twice"),
-        # The request may have been processed before the reset: never repeated.
-        pytest.param("reset", "failed", 1, "unavailable", id="reset-not-retried"),
-        pytest.param("http500", "failed", 1, "unknown", id="http500-not-retried"),
-        pytest.param("garbage", "failed", 1, "internal", id="garbage-not-retried"),
-        pytest.param("redirect", "failed", 1, "unknown", id="redirect-not-retried"),
+        pytest.param("ok", "confirmed", 1, "", id="ok"),
+        pytest.param("flaky", "confirmed", 2, "", id="flaky-retried-once"),
+        pytest.param("unavailable", "refused", 2, "unavailable", id="unavailable-twice"),
+        # The request may have been processed before the reset: never repeated,
+        # and never reported as "not sent".
+        pytest.param("reset", "unconfirmed", 1, "unavailable", id="reset-not-retried"),
+        pytest.param("http500", "refused", 1, "unknown", id="http500-not-retried"),
+        pytest.param("garbage", "unconfirmed", 1, "internal", id="garbage-200-unconfirmed"),
+        pytest.param("wrong_type", "unconfirmed", 1, "internal", id="html-200-unconfirmed"),
+        pytest.param("redirect", "refused", 1, "unknown", id="redirect-not-followed"),
     ],
 )
 def test_outcomes(
-    capfd: pytest.CaptureFixture[str], mode: str, status: str, attempts: int, code: str
+    capfd: pytest.CaptureFixture[str], mode: str, delivery: str, attempts: int, code: str
 ) -> None:
     with FaultServer(mode) as server:
         submission = _submission(server.url)
@@ -86,21 +86,18 @@ def test_outcomes(
         outcome = submission.wait(5)
         received = server.requests
 
-    assert outcome.status == status
+    assert outcome.finished
+    assert not outcome.in_flight
+    assert outcome.delivery == delivery
     assert outcome.attempts == attempts
     assert len(received) == attempts
     assert outcome.result is not None
     assert outcome.result.code == code
     assert 0 <= outcome.duration < 5
-    # Every attempt carries the same event.
-    assert {r.body for r in received} == {_request_body(received[0].body)}
+    # Every attempt carries the event exactly as it was printed.
+    assert {r.body for r in received} == {wire.encode(PRINTED)}
     # The thread reports through the Outcome only.
     assert capfd.readouterr() == ("", "")
-
-
-def _request_body(body: bytes) -> bytes:
-    tbot_pb2.SubmitTbotEventRequest.FromString(body)  # decodes
-    return body
 
 
 def test_not_connected_is_retried_once() -> None:
@@ -109,7 +106,7 @@ def test_not_connected_is_retried_once() -> None:
         submission.start()
         outcome = submission.wait(5)
 
-    assert (outcome.status, outcome.attempts) == ("failed", 2)
+    assert (outcome.delivery, outcome.attempts) == ("not_sent", 2)
     assert outcome.result is not None
     assert (outcome.result.code, outcome.result.sent) == ("unavailable", False)
     assert describe_failure(outcome) == (
@@ -117,27 +114,29 @@ def test_not_connected_is_retried_once() -> None:
     )
 
 
-def test_hanging_endpoint_leaves_the_wait_pending_on_time(
+def test_hanging_endpoint_leaves_the_wait_unconfirmed_on_time(
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     with FaultServer("hang") as server:
         submission = _submission(server.url)
         submission.start()
+        assert server.wait_for_requests(1)
         began = time.monotonic()
         outcome = submission.wait(0.3)
         waited = time.monotonic() - began
 
-        assert outcome.status == "pending"
+        assert (outcome.finished, outcome.in_flight) == (False, True)
+        assert outcome.delivery == "unconfirmed"
         assert waited < 1.5
         assert outcome.attempts == 1
         assert describe_failure(outcome) == (
-            "Anonymous telemetry was not confirmed: the endpoint did not answer in time "
-            f"(deadline_exceeded). {UNAFFECTED}"
+            "Anonymous telemetry may have arrived, but the endpoint did not confirm it "
+            f"in time (deadline_exceeded). {UNAFFECTED}"
         )
     # The server stopped and dropped the connection: that single attempt ends,
     # and is not repeated since the request had gone out.
     final = submission.wait(5)
-    assert (final.status, final.attempts) == ("failed", 1)
+    assert (final.finished, final.delivery, final.attempts) == (True, "unconfirmed", 1)
     assert capfd.readouterr() == ("", "")
 
 
@@ -147,16 +146,42 @@ def test_cancel_prevents_the_retry() -> None:
         submission = _submission(server.url)
         submission.start()
         assert server.wait_for_requests(1)
-        # tbot failed while the first attempt was in flight.
+        # The step moved on while the first attempt was in flight.
         submission.cancel()
         gate.set()
         outcome = submission.wait(5)
         received = server.requests
 
     assert len(received) == 1
-    assert (outcome.status, outcome.attempts) == ("failed", 1)
+    assert (outcome.delivery, outcome.attempts) == ("refused", 1)
     assert outcome.result is not None
     assert outcome.result.code == "unavailable"
+
+
+def test_stop_retrying_prevents_the_retry() -> None:
+    gate = threading.Event()
+    with FaultServer("unavailable", gate=gate) as server:
+        submission = _submission(server.url)
+        submission.start()
+        assert server.wait_for_requests(1)
+        # tbot failed while the first attempt was in flight.
+        submission.stop_retrying()
+        gate.set()
+        outcome = submission.wait(5)
+        assert len(server.requests) == 1
+    assert (outcome.delivery, outcome.attempts) == ("refused", 1)
+
+
+def test_stop_retrying_still_lets_the_first_attempt_go() -> None:
+    # tbot failed before the worker got to its first attempt: the event still
+    # goes out once, as tbot's own does when its join fails.
+    with FaultServer("ok") as server:
+        submission = _submission(server.url)
+        submission.stop_retrying()
+        submission.start()
+        outcome = submission.wait(5)
+        assert len(server.requests) == 1
+    assert (outcome.delivery, outcome.attempts) == ("confirmed", 1)
 
 
 def test_cancel_does_not_interrupt_the_attempt_in_flight() -> None:
@@ -169,10 +194,10 @@ def test_cancel_does_not_interrupt_the_attempt_in_flight() -> None:
         gate.set()
         outcome = submission.wait(5)
 
-    assert (outcome.status, outcome.attempts) == ("sent", 1)
+    assert (outcome.delivery, outcome.attempts) == ("confirmed", 1)
 
 
-def test_cancel_before_start_sends_nothing() -> None:
+def test_cancel_before_the_first_attempt_sends_nothing() -> None:
     with FaultServer("ok") as server:
         submission = _submission(server.url)
         submission.cancel()
@@ -181,16 +206,46 @@ def test_cancel_before_start_sends_nothing() -> None:
         received = server.requests
 
     assert received == []
-    assert (outcome.status, outcome.attempts, outcome.result) == ("cancelled", 0, None)
+    assert (outcome.delivery, outcome.attempts, outcome.result) == ("not_sent", 0, None)
+    assert outcome.finished
+
+
+def test_after_cancel_no_attempt_can_begin(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the step reads after cancel() is final: a worker still encoding sends nothing."""
+    encoding = threading.Event()
+    release = threading.Event()
+    real_encode = wire.encode
+
+    def slow_encode(printed: str) -> bytes:
+        encoding.set()
+        release.wait(5)
+        return real_encode(printed)
+
+    monkeypatch.setattr(wire, "encode", slow_encode)
+    with FaultServer("ok") as server:
+        submission = _submission(server.url)
+        submission.start()
+        assert encoding.wait(5)
+        submission.cancel()
+        outcome = submission.wait(0)
+        release.set()
+        final = submission.wait(5)
+        received = server.requests
+
+    assert (outcome.delivery, outcome.attempts, outcome.in_flight) == ("not_sent", 0, False)
+    assert describe_failure(outcome) == (
+        f"Anonymous telemetry was not sent: it was not ready before the step moved on. {UNAFFECTED}"
+    )
+    assert (final.finished, final.delivery, final.attempts) == (True, "not_sent", 0)
+    assert received == []
 
 
 def test_wait_without_start_does_not_block() -> None:
     submission = _submission("http://127.0.0.1:9")
     began = time.monotonic()
-    assert submission.wait(5).status == "pending"
+    outcome = submission.wait(5)
     assert time.monotonic() - began < 1
-    submission.cancel()
-    assert submission.wait(5).status == "cancelled"
+    assert (outcome.delivery, outcome.attempts, outcome.finished) == ("not_sent", 0, False)
 
 
 def test_start_twice_is_one_submission() -> None:
@@ -198,25 +253,20 @@ def test_start_twice_is_one_submission() -> None:
         submission = _submission(server.url)
         submission.start()
         submission.start()
-        assert submission.wait(5).status == "sent"
+        assert submission.wait(5).delivery == "confirmed"
         assert len(server.requests) == 1
 
 
 def test_duration_uses_the_given_clock() -> None:
     ticks = itertools.count(100.0, 1.5)
     with FaultServer("ok") as server:
-        submission = Submission(
-            base_url=server.url,
-            request=_request(),
-            user_agent=user_agent(),
-            clock=lambda: next(ticks),
-        )
+        submission = Submission(base_url=server.url, event_json=PRINTED, clock=lambda: next(ticks))
         submission.start()
         outcome = submission.wait(5)
     assert outcome.duration == 1.5
 
 
-def test_worker_errors_become_a_failed_result(
+def test_worker_errors_become_a_result(
     monkeypatch: pytest.MonkeyPatch,
     capfd: pytest.CaptureFixture[str],
     escaped_thread_errors: list[str],
@@ -224,22 +274,59 @@ def test_worker_errors_become_a_failed_result(
     def exploding_call(*args: Any, **kwargs: Any) -> CallResult:
         raise KeyError("boom")
 
-    monkeypatch.setattr(sender, "call_unary", exploding_call)
+    monkeypatch.setattr(connect, "call_unary", exploding_call)
     submission = _submission("http://127.0.0.1:9")
     submission.start()
     outcome = submission.wait(5)
 
-    assert outcome.status == "failed"
     assert outcome.result is not None
     assert (outcome.result.code, outcome.result.message) == ("unknown", "internal error (KeyError)")
     assert outcome.result.retryable is False
+    # The attempt had begun: whether anything left is unknown, so it is not "not sent".
+    assert (outcome.delivery, outcome.attempts) == ("unconfirmed", 1)
     assert escaped_thread_errors == []
     assert capfd.readouterr() == ("", "")
 
 
-def _result(code: str, message: str) -> CallResult:
+def test_an_event_that_does_not_encode_is_not_sent(
+    capfd: pytest.CaptureFixture[str], escaped_thread_errors: list[str]
+) -> None:
+    with FaultServer("ok") as server:
+        submission = _submission(server.url, printed='{"distinct_id": "x", "hostname": "h"}')
+        submission.start()
+        outcome = submission.wait(5)
+        assert server.requests == []
+
+    assert (outcome.delivery, outcome.attempts) == ("not_sent", 0)
+    assert outcome.result is not None
+    assert outcome.result.message == "internal error (ParseError)"
+    assert describe_failure(outcome) == (
+        f"Anonymous telemetry was not sent (unknown: internal error (ParseError)). {UNAFFECTED}"
+    )
+    assert escaped_thread_errors == []
+    assert capfd.readouterr() == ("", "")
+
+
+def _result(code: str, message: str, *, sent: bool = True, refused: bool = False) -> CallResult:
     return CallResult(
-        ok=False, code=code, message=message, http_status=None, sent=True, retryable=False
+        ok=False,
+        code=code,
+        message=message,
+        http_status=None,
+        sent=sent,
+        retryable=False,
+        refused=refused,
+    )
+
+
+def _outcome(result: CallResult | None, attempts: int = 1, *, in_flight: bool = False) -> Outcome:
+    return Outcome(
+        delivery=_delivery(result, attempts, in_flight),
+        result=result,
+        attempts=attempts,
+        duration=0.1,
+        in_flight=in_flight,
+        finished=not in_flight,
     )
 
 
@@ -247,25 +334,45 @@ def _result(code: str, message: str) -> CallResult:
     ("outcome", "line"),
     [
         pytest.param(
-            Outcome("failed", _result("unavailable", "connection refused"), 2, 0.1),
+            _outcome(_result("unavailable", "connection refused", sent=False), 2),
             f"Anonymous telemetry was not sent (unavailable: connection refused). {UNAFFECTED}",
-            id="failed",
+            id="not-sent",
         ),
         pytest.param(
-            Outcome("failed", _result("internal", ""), 1, 0.1),
-            f"Anonymous telemetry was not sent (internal). {UNAFFECTED}",
-            id="failed-no-message",
+            _outcome(_result("unavailable", "connection reset by the server")),
+            "Anonymous telemetry may have arrived, but without confirmation "
+            f"(unavailable: connection reset by the server). {UNAFFECTED}",
+            id="reset-after-sending",
         ),
         pytest.param(
-            Outcome("pending", None, 1, 1.0),
-            "Anonymous telemetry was not confirmed: the endpoint did not answer in time "
-            f"(deadline_exceeded). {UNAFFECTED}",
-            id="pending",
+            _outcome(_result("internal", "response larger than 65536 bytes")),
+            "Anonymous telemetry may have arrived, but without confirmation "
+            f"(internal: response larger than 65536 bytes). {UNAFFECTED}",
+            id="oversized-200",
         ),
         pytest.param(
-            Outcome("cancelled", None, 0, 0.0),
-            "Anonymous telemetry was not sent: the submission was cancelled before it started.",
-            id="cancelled",
+            _outcome(_result("internal", "")),
+            "Anonymous telemetry may have arrived, but without confirmation (internal). "
+            f"{UNAFFECTED}",
+            id="no-message",
+        ),
+        pytest.param(
+            _outcome(_result("unknown", "HTTP 500 Internal Server Error", refused=True)),
+            "Anonymous telemetry was not accepted by the endpoint "
+            f"(unknown: HTTP 500 Internal Server Error). {UNAFFECTED}",
+            id="refused",
+        ),
+        pytest.param(
+            _outcome(None, in_flight=True),
+            "Anonymous telemetry may have arrived, but the endpoint did not confirm it "
+            f"in time (deadline_exceeded). {UNAFFECTED}",
+            id="in-flight",
+        ),
+        pytest.param(
+            _outcome(None, 0),
+            "Anonymous telemetry was not sent: it was not ready before the step moved on. "
+            f"{UNAFFECTED}",
+            id="never-began",
         ),
     ],
 )
@@ -289,16 +396,14 @@ def test_nothing_identifying_reaches_the_wire(monkeypatch: pytest.MonkeyPatch) -
         monkeypatch.setenv(name, value)
     env = {**os.environ, HELPER_ENV: HELPER_NAME, HELPER_VERSION_ENV: __version__}
     config = {
-        "version": "v2",
+        **CONFIG,
         "proxy_server": "canary-proxy.example:443",
-        "oneshot": True,
         "certificate_ttl": "CANARY-TTL",
         "onboarding": {
             "join_method": "github",
             "token": "CANARY-TOKEN-123",
             "ca_pins": ["sha256:CANARYPIN"],
         },
-        "storage": {"type": "memory"},
         "outputs": [
             {
                 "type": "identity",
@@ -306,20 +411,21 @@ def test_nothing_identifying_reaches_the_wire(monkeypatch: pytest.MonkeyPatch) -
                 "roles": ["CANARY-ROLE"],
             }
         ],
-        "services": [],
     }
-    request = build_event(
-        tbot_version="16.4.2",
-        config=config,
-        env=env,
-        distinct_id="4f1c2a3b-0d9e-4c8b-9a7f-6e5d4c3b2a10",
-        now=datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc),
+    printed = event_json(
+        build_event(
+            tbot_version="16.4.2",
+            config=config,
+            env=env,
+            distinct_id="4f1c2a3b-0d9e-4c8b-9a7f-6e5d4c3b2a10",
+            now=datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc),
+        )
     )
 
     with FaultServer("ok") as server:
-        submission = Submission(base_url=server.url, request=request, user_agent=user_agent())
+        submission = _submission(server.url, printed=printed)
         submission.start()
-        assert submission.wait(5).status == "sent"
+        assert submission.wait(5).delivery == "confirmed"
         (received,) = server.requests
 
     secrets = [
@@ -334,5 +440,5 @@ def test_nothing_identifying_reaches_the_wire(monkeypatch: pytest.MonkeyPatch) -
     for secret in secrets:
         assert secret.encode() not in received.body, secret
         assert secret not in header_values, secret
-    # What does go out is only the schema's content.
-    assert tbot_pb2.SubmitTbotEventRequest.FromString(received.body) == request
+    # What does go out is only the schema's content: the printed event.
+    assert tbot_pb2.SubmitTbotEventRequest.FromString(received.body) == wire.to_message(printed)

@@ -4,7 +4,10 @@ Only what SubmitTbotEvent needs: binary protobuf, no compression, one POST.
 The request is prepared by hand rather than through ``Session.request`` so
 nothing from the session or the machine joins it: no session headers, no
 cookies, no ``.netrc`` credentials. The environment still decides proxies and
-CA bundle, as for any well-behaved HTTPS client.
+an explicit CA bundle (``REQUESTS_CA_BUNDLE``); otherwise the session from
+tls.py trusts the machine's store.
+
+Only the sender's background thread imports this module (requests, protobuf).
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ import socket
 import ssl
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import requests
 import urllib3.exceptions
@@ -25,6 +27,7 @@ from google.protobuf.message import DecodeError
 from teleport_auth import __version__
 from teleport_auth._proto.prehog.v1alpha import tbot_pb2
 from teleport_auth.telemetry import METHOD_PATH
+from teleport_auth.telemetry.result import CallResult
 
 PROTO_CONTENT_TYPE = "application/proto"
 # Enough for any Connect error or SubmitTbotEventResponse; more is not read.
@@ -72,26 +75,18 @@ def user_agent() -> str:
     return f"teleport-actions-auth/{__version__}"
 
 
-@dataclass(frozen=True)
-class CallResult:
-    ok: bool
-    # "" on success, else a Connect code name such as "unavailable".
-    code: str
-    # One short line, safe to print.
-    message: str
-    http_status: int | None
-    # False only when the request certainly never left this machine.
-    sent: bool
-    # Another attempt cannot produce a second event.
-    retryable: bool
-
-
 def _success(status: int) -> CallResult:
     return CallResult(ok=True, code="", message="", http_status=status, sent=True, retryable=False)
 
 
 def _failure(
-    code: str, message: str, *, sent: bool, status: int | None = None, retryable: bool = False
+    code: str,
+    message: str,
+    *,
+    sent: bool,
+    status: int | None = None,
+    retryable: bool = False,
+    refused: bool = False,
 ) -> CallResult:
     # Not sent is always safe to retry; otherwise only the server's own
     # "unavailable" answer says the event was not taken.
@@ -102,6 +97,7 @@ def _failure(
         http_status=status,
         sent=sent,
         retryable=retryable or not sent,
+        refused=refused,
     )
 
 
@@ -162,8 +158,9 @@ def _error_from_response(status: int, body: bytes) -> CallResult:
         message = _status_text(status)
     # Exactly once: retry only when the answer says the event was not taken. A 502
     # or 504 from a gateway may come after the upstream processed it.
-    retryable = code == "unavailable" and status not in _MAYBE_PROCESSED
-    return _failure(code, message, sent=True, status=status, retryable=retryable)
+    refused = status not in _MAYBE_PROCESSED
+    retryable = code == "unavailable" and refused
+    return _failure(code, message, sent=True, status=status, retryable=retryable, refused=refused)
 
 
 def _handle_response(response: requests.Response, timeout: float) -> CallResult:

@@ -1,40 +1,65 @@
-"""The one ``tbot.start`` event an opted-in run submits (prehog.v1alpha, RFD 0106).
+"""The one ``tbot.start`` event an opted-in run submits (prehog.v1alpha, RFD 0106), as plain data.
 
 The event carries exactly the fields tbot itself would send for the config we
 wrote: run mode, tbot version, join method, helper name and version, and
-output counts per kind. Nothing is read from the action inputs, ``GITHUB_*``,
-the host or the user: only the two helper variables are taken from ``env``.
+destination counts per kind. Nothing is read from the action inputs,
+``GITHUB_*``, the host or the user: only the two helper variables are taken
+from ``env``.
+
+It is built here as the protobuf JSON mapping of ``SubmitTbotEventRequest``
+(proto field names, every field shown, zeros included) using the standard
+library only, so the step prints it before tbot starts without loading
+protobuf. The sender's thread parses exactly the printed text into the
+message it sends (wire.py): what the log shows is what goes out.
 """
 
 from __future__ import annotations
 
 import datetime
+import json
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from google.protobuf import json_format
-from google.protobuf.descriptor import Descriptor
-
-from teleport_auth._proto.prehog.v1alpha import tbot_pb2
 from teleport_auth.telemetry import HELPER_ENV, HELPER_VERSION_ENV
 
+RUN_MODE_ONE_SHOT = "RUN_MODE_ONE_SHOT"
+RUN_MODE_DAEMON = "RUN_MODE_DAEMON"
 
-def _count_destinations(start: tbot_pb2.TbotStartEvent, outputs: Any) -> None:
-    # As tbot counts: application, database and kubernetes outputs have their
-    # own counter; every other type, identity included, counts as "other".
-    if not isinstance(outputs, list):
-        return
-    for output in outputs:
-        kind = output.get("type") if isinstance(output, Mapping) else None
-        if kind == "application":
-            start.destinations_application += 1
-        elif kind == "database":
-            start.destinations_database += 1
-        elif kind == "kubernetes":
-            start.destinations_kubernetes += 1
-        else:
-            start.destinations_other += 1
+# TbotStartEvent's counters, in .proto field order.
+COUNT_FIELDS = (
+    "destinations_other",
+    "destinations_database",
+    "destinations_kubernetes",
+    "destinations_application",
+)
+# The entry types with a counter of their own; every other type counts as "other".
+_OWN_COUNTER = {
+    "application": "destinations_application",
+    "database": "destinations_database",
+    "kubernetes": "destinations_kubernetes",
+}
+
+
+def count_destinations(config: Mapping[str, Any]) -> dict[str, int]:
+    """The four counters, as tbot counts them (FACTS §3).
+
+    Every configured entry is one destination. Current tbot keeps outputs and
+    services in one list, so the entries under ``services:`` (database and
+    application tunnels, the application proxy) are counted by the same rule:
+    their types have no counter of their own, so they count as "other", as do
+    identity, ``kubernetes/v2``, ``ssh_host`` and the SPIFFE outputs.
+    """
+    counts = dict.fromkeys(COUNT_FIELDS, 0)
+    for section in ("outputs", "services"):
+        entries = config.get(section)
+        if not isinstance(entries, list):
+            continue
+        for entry in entries:
+            kind = entry.get("type") if isinstance(entry, Mapping) else None
+            field = _OWN_COUNTER.get(kind) if isinstance(kind, str) else None
+            counts[field or "destinations_other"] += 1
+    return counts
 
 
 def _join_method(config: Mapping[str, Any]) -> str:
@@ -44,6 +69,21 @@ def _join_method(config: Mapping[str, Any]) -> str:
     return method if isinstance(method, str) else ""
 
 
+def rfc3339(when: datetime.datetime) -> str:
+    """``when`` as protobuf's JSON mapping writes a Timestamp: UTC, 0, 3 or 6 fraction digits."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    when = when.astimezone(datetime.timezone.utc)
+    micros = when.microsecond
+    if micros == 0:
+        fraction = ""
+    elif micros % 1000 == 0:
+        fraction = f".{micros // 1000:03d}"
+    else:
+        fraction = f".{micros:06d}"
+    return f"{when:%Y-%m-%dT%H:%M:%S}{fraction}Z"
+
+
 def build_event(
     *,
     tbot_version: str,
@@ -51,67 +91,33 @@ def build_event(
     env: Mapping[str, str],
     distinct_id: str | None = None,
     now: datetime.datetime | None = None,
-) -> tbot_pb2.SubmitTbotEventRequest:
-    """Build the request tbot would send at start for ``config``.
+) -> dict[str, Any]:
+    """The request tbot would send at start for ``config``, in .proto field order.
 
-    ``now`` must be timezone-aware; a naive value is taken as UTC.
+    ``now`` should be timezone-aware; a naive value is taken as UTC.
     """
     version = tbot_version.strip()
     if version.startswith("v"):
         version = version[1:]
-
-    start = tbot_pb2.TbotStartEvent(
-        run_mode=(
-            tbot_pb2.TbotStartEvent.RUN_MODE_ONE_SHOT
-            if config.get("oneshot") is True
-            else tbot_pb2.TbotStartEvent.RUN_MODE_DAEMON
-        ),
-        version=version,
-        join_type=_join_method(config),
-    )
-    _count_destinations(start, config.get("outputs"))
     helper = env.get(HELPER_ENV, "")
-    if helper:
-        # tbot reports the helper version only together with a helper name.
-        start.helper = helper
-        start.helper_version = env.get(HELPER_VERSION_ENV, "")
-
+    # tbot reports the helper version only together with a helper name.
+    helper_version = env.get(HELPER_VERSION_ENV, "") if helper else ""
+    start: dict[str, Any] = {
+        "run_mode": RUN_MODE_ONE_SHOT if config.get("oneshot") is True else RUN_MODE_DAEMON,
+        "version": version,
+        "join_type": _join_method(config),
+        "helper": helper,
+        "helper_version": helper_version,
+        **count_destinations(config),
+    }
     when = now if now is not None else datetime.datetime.now(datetime.timezone.utc)
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=datetime.timezone.utc)
-    request = tbot_pb2.SubmitTbotEventRequest(
-        distinct_id=distinct_id if distinct_id is not None else str(uuid.uuid4()),
-        start=start,
-    )
-    request.timestamp.FromDatetime(when)
-    return request
+    return {
+        "distinct_id": distinct_id if distinct_id is not None else str(uuid.uuid4()),
+        "timestamp": rfc3339(when),
+        "start": start,
+    }
 
 
-def event_as_dict(request: tbot_pb2.SubmitTbotEventRequest) -> dict[str, Any]:
-    """Every field of ``request``, zero values included, under its proto name.
-
-    This is what the log shows, so it must show everything that is sent:
-    zero counts and empty helper fields are printed, not hidden.
-    """
-    as_dict = json_format.MessageToDict(
-        request,
-        always_print_fields_with_no_presence=True,
-        preserving_proto_field_name=True,
-    )
-    return _in_field_order(request.DESCRIPTOR, as_dict)
-
-
-def _in_field_order(descriptor: Descriptor, as_dict: dict[str, Any]) -> dict[str, Any]:
-    # MessageToDict lists set fields before defaulted ones; field-number order
-    # reads like the .proto, which is what an auditor compares against.
-    ordered: dict[str, Any] = {}
-    for field in descriptor.fields:
-        if field.name not in as_dict:
-            continue
-        value = as_dict[field.name]
-        if field.message_type is not None and isinstance(value, dict):
-            value = _in_field_order(field.message_type, value)
-        ordered[field.name] = value
-    # Nothing is dropped, even a key this ordering does not know.
-    ordered.update((key, value) for key, value in as_dict.items() if key not in ordered)
-    return ordered
+def event_json(event: Mapping[str, Any]) -> str:
+    """The text the log shows and the sender parses: one JSON document, field order kept."""
+    return json.dumps(event, indent=2)

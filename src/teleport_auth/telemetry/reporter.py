@@ -1,19 +1,20 @@
 """The step's side of telemetry: show the event, send it alongside tbot, report the outcome.
 
-Only an opted-in run imports this module (and with it protobuf and requests).
+Only an opted-in run imports this module, and it stays cheap on purpose: the
+event is built as plain data and printed with the standard library, and the
+sender's thread loads protobuf, requests and truststore while tbot runs.
+Importing it loads none of them.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from teleport_auth import gha
 from teleport_auth.telemetry import METHOD_PATH
-from teleport_auth.telemetry.connect import user_agent
 from teleport_auth.telemetry.endpoint import EndpointRejected, endpoint_host, resolve_endpoint
-from teleport_auth.telemetry.event import build_event, event_as_dict
+from teleport_auth.telemetry.event import build_event, event_json
 from teleport_auth.telemetry.sender import Submission, describe_failure
 
 # How long the step may wait for the submission once tbot has exited. The
@@ -33,24 +34,31 @@ class Reporter:
         self._submission.cancel()
 
     def finish(self, *, tbot_succeeded: bool) -> str:
-        """Wait (bounded) for the submission; log the outcome; return a summary phrase."""
+        """Wait (bounded) for the submission; log the outcome; return a summary phrase.
+
+        The phrase is plain text for a Markdown table cell: no line breaks, no pipes.
+        """
         if not tbot_succeeded:
-            # No event is sent after the fact for a run whose tbot failed.
-            self._submission.cancel()
-        outcome = self._submission.wait(GRACE_SECONDS)
-        # The step moves on now: no retry may start after this point.
+            # As with tbot's own event, a run whose tbot fails to join is still
+            # counted: the first attempt goes out, but nothing is retried.
+            self._submission.stop_retrying()
+        self._submission.wait(GRACE_SECONDS)
+        # The step moves on now: no attempt may begin after this point, so the
+        # outcome read after it is final as to whether the event left.
         self._submission.cancel()
-        if outcome.status == "sent":
+        outcome = self._submission.wait(0)
+        if outcome.delivery == "confirmed":
             gha.debug(
                 f"Anonymous telemetry event {self._distinct_id} sent to {self._host} "
                 f"in {outcome.duration * 1000:.0f} ms ({outcome.attempts} attempt(s))."
             )
-            return f"on: event sent to `{self._host}`"
-        if outcome.status == "cancelled":
-            gha.debug("Anonymous telemetry event not sent: tbot failed before it went out.")
-            return "on: not sent (tbot failed first)"
+            return f"on: event sent to {self._host}"
         gha.warning(describe_failure(outcome), title="Anonymous telemetry")
-        return f"on: not sent to `{self._host}` (see the warning above)"
+        if outcome.delivery == "not_sent":
+            return f"on: not sent to {self._host} (see the warning above)"
+        if outcome.delivery == "refused":
+            return f"on: not accepted by {self._host} (see the warning above)"
+        return f"on: may have reached {self._host}, unconfirmed (see the warning above)"
 
 
 def start(tbot_version: str, config: Mapping[str, Any], env: Mapping[str, str]) -> Reporter | str:
@@ -60,14 +68,16 @@ def start(tbot_version: str, config: Mapping[str, Any], env: Mapping[str, str]) 
     except EndpointRejected as exc:
         gha.warning(f"{exc} Anonymous telemetry is not sent.", title="Anonymous telemetry")
         return "on: not sent (endpoint rejected, see the warning above)"
-    request = build_event(tbot_version=tbot_version, config=config, env=env)
+    event = build_event(tbot_version=tbot_version, config=config, env=env)
+    printed = event_json(event)
     with gha.group("Anonymous telemetry event"):
         gha.info(f"POST {base_url}{METHOD_PATH}")
-        gha.info(json.dumps(event_as_dict(request), indent=2, sort_keys=True))
+        gha.info(printed)
     gha.info(
         "This step sends the event itself and runs tbot with TELEPORT_ANONYMOUS_TELEMETRY=0, "
         "so tbot's own telemetry line below says it is not enabled: each run is counted once."
     )
-    submission = Submission(base_url=base_url, request=request, user_agent=user_agent())
+    # The sender encodes exactly the text just printed.
+    submission = Submission(base_url=base_url, event_json=printed)
     submission.start()
-    return Reporter(submission, endpoint_host(base_url), request.distinct_id)
+    return Reporter(submission, endpoint_host(base_url), event["distinct_id"])

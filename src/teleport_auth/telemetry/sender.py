@@ -1,10 +1,17 @@
 """Submits the event in the background while tbot runs, and never holds the step up.
 
-The caller starts a Submission next to tbot, cancels it if tbot fails, and
-waits a bounded time for it. The worker thread makes at most two attempts,
-the second only when the first certainly did not deliver the event, so a
-run submits its event at most once. The thread prints nothing and raises
-nothing: the main thread reports the Outcome.
+The caller starts a Submission with the event's printed JSON just before tbot
+starts; everything costly happens in the worker thread, alongside tbot:
+importing protobuf, requests and truststore, encoding the printed text
+(wire.py) and the HTTP call (connect.py). This module imports none of them,
+so starting the submission costs the step next to nothing.
+
+The worker makes at most two attempts, the second only when the first
+certainly did not deliver the event, so a run submits its event at most once.
+``stop_retrying`` (tbot failed) lets the first attempt go out, as tbot's own
+event leaves as tbot starts, but rules out a retry; ``cancel`` (the step is
+moving on) rules out any attempt not yet begun. The thread prints nothing and
+raises nothing: the main thread reports the Outcome.
 """
 
 from __future__ import annotations
@@ -15,26 +22,41 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-import requests
-
-from teleport_auth._proto.prehog.v1alpha import tbot_pb2
-from teleport_auth.telemetry.connect import CallResult, call_unary
+from teleport_auth.telemetry.result import CallResult
 
 MAX_ATTEMPTS = 2
-# A short pause before the single retry, cut short by cancel().
+# A short pause before the single retry, cut short by cancel() or stop_retrying().
 RETRY_DELAY_SECONDS = 0.2
 
-Status = Literal["sent", "failed", "pending", "cancelled"]
+# confirmed: the endpoint acknowledged the event.
+# refused: the endpoint answered that the call failed: it did not take the event.
+# unconfirmed: the request may have reached the endpoint, with no acknowledgement
+#   (reset after sending, a 200 that is not a valid response, no answer in time).
+# not_sent: the event certainly never left this machine.
+Delivery = Literal["confirmed", "refused", "unconfirmed", "not_sent"]
 
 
 @dataclass(frozen=True)
 class Outcome:
-    # sent: the endpoint confirmed; failed: it did not (see result);
-    # pending: still in flight when the wait ended; cancelled: no attempt was made.
-    status: Status
+    delivery: Delivery
+    # The last attempt that ended (None while none has).
     result: CallResult | None
     attempts: int
     duration: float
+    # An attempt had begun and was still waiting for its answer.
+    in_flight: bool
+    # The worker thread has ended: this outcome is final.
+    finished: bool
+
+
+def _delivery(result: CallResult | None, attempts: int, in_flight: bool) -> Delivery:
+    if in_flight:
+        return "unconfirmed"
+    if attempts == 0 or result is None or not result.sent:
+        return "not_sent"
+    if result.ok:
+        return "confirmed"
+    return "refused" if result.refused else "unconfirmed"
 
 
 class Submission:
@@ -42,22 +64,25 @@ class Submission:
         self,
         *,
         base_url: str,
-        request: tbot_pb2.SubmitTbotEventRequest,
-        user_agent: str,
+        event_json: str,
+        user_agent: str | None = None,
         attempt_timeout: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._base_url = base_url
-        self._request = request
+        self._event_json = event_json
         self._user_agent = user_agent
         self._attempt_timeout = attempt_timeout
         self._clock = clock
         self._lock = threading.Lock()
-        self._cancelled = threading.Event()
+        self._cancelled = False
+        # Set by cancel() and stop_retrying(): wakes the pause before a retry.
+        self._no_retry = threading.Event()
         self._done = threading.Event()
         self._started_at: float | None = None
         self._finished_at: float | None = None
         self._attempts = 0
+        self._in_flight = False
         self._result: CallResult | None = None
         self._thread: threading.Thread | None = None
 
@@ -73,9 +98,15 @@ class Submission:
             )
         self._thread.start()
 
+    def stop_retrying(self) -> None:
+        """No retry starts after this; the first attempt still may."""
+        self._no_retry.set()
+
     def cancel(self) -> None:
         """No attempt starts after this; one already in flight runs to its end."""
-        self._cancelled.set()
+        with self._lock:
+            self._cancelled = True
+        self._no_retry.set()
 
     def wait(self, timeout: float) -> Outcome:
         """The outcome so far, after at most ``timeout`` seconds."""
@@ -84,25 +115,27 @@ class Submission:
         if started:
             self._done.wait(max(0.0, timeout))
         with self._lock:
+            finished = self._done.is_set()
             if self._started_at is None:
-                status: Status = "cancelled" if self._cancelled.is_set() else "pending"
-                return Outcome(status, None, 0, 0.0)
-            if not self._done.is_set():
-                return Outcome(
-                    "pending", self._result, self._attempts, self._clock() - self._started_at
-                )
-            end = self._finished_at if self._finished_at is not None else self._clock()
-            duration = end - self._started_at
-            if self._result is None:
-                return Outcome("cancelled", None, self._attempts, duration)
-            status = "sent" if self._result.ok else "failed"
-            return Outcome(status, self._result, self._attempts, duration)
+                duration = 0.0
+            else:
+                end = self._finished_at if finished and self._finished_at is not None else None
+                duration = (end if end is not None else self._clock()) - self._started_at
+            return Outcome(
+                delivery=_delivery(self._result, self._attempts, self._in_flight),
+                result=self._result,
+                attempts=self._attempts,
+                duration=duration,
+                in_flight=self._in_flight,
+                finished=finished,
+            )
 
     def _run(self) -> None:
         try:
             self._attempt_all()
         except BaseException as exc:  # the thread must never raise, nor print a traceback
             with self._lock:
+                self._in_flight = False
                 self._result = CallResult(
                     ok=False,
                     code="unknown",
@@ -116,41 +149,71 @@ class Submission:
                 self._finished_at = self._clock()
             self._done.set()
 
+    def _may_begin(self, attempt: int) -> bool:
+        """Count the attempt if it may begin: checked and counted in one step."""
+        with self._lock:
+            if self._cancelled or (attempt > 0 and self._no_retry.is_set()):
+                return False
+            self._attempts += 1
+            self._in_flight = True
+            return True
+
     def _attempt_all(self) -> None:
-        body = self._request.SerializeToString()
-        with requests.Session() as session:
+        # The costly imports, here in the worker rather than in the step's path.
+        from teleport_auth.telemetry import connect, tls, wire  # noqa: PLC0415
+
+        body = wire.encode(self._event_json)
+        user_agent = self._user_agent or connect.user_agent()
+        with tls.system_trust_session() as session:
             for attempt in range(MAX_ATTEMPTS):
-                if attempt > 0 and self._cancelled.wait(RETRY_DELAY_SECONDS):
+                if attempt > 0 and self._no_retry.wait(RETRY_DELAY_SECONDS):
                     return
-                if self._cancelled.is_set():
+                if not self._may_begin(attempt):
                     return
-                with self._lock:
-                    self._attempts += 1
-                result = call_unary(
+                result = connect.call_unary(
                     session,
                     self._base_url,
                     body,
                     timeout=self._attempt_timeout,
-                    user_agent=self._user_agent,
+                    user_agent=user_agent,
                 )
                 with self._lock:
                     self._result = result
+                    self._in_flight = False
                 if not result.retryable:
                     return
 
 
+_UNAFFECTED = "Authentication is not affected."
+
+
+def _detail(result: CallResult) -> str:
+    return f"{result.code}: {result.message}" if result.message else result.code
+
+
 def describe_failure(outcome: Outcome) -> str:
-    """One line for the ::warning:: when the event did not go out."""
-    unaffected = "Authentication is not affected."
-    if outcome.status == "sent":
-        return "Anonymous telemetry was sent."
-    if outcome.status == "pending":
-        return (
-            "Anonymous telemetry was not confirmed: the endpoint did not answer in time "
-            f"(deadline_exceeded). {unaffected}"
-        )
-    if outcome.status == "cancelled" or outcome.result is None:
-        return "Anonymous telemetry was not sent: the submission was cancelled before it started."
+    """One line for the ::warning:: when the endpoint did not confirm the event."""
     result = outcome.result
-    detail = f"{result.code}: {result.message}" if result.message else result.code
-    return f"Anonymous telemetry was not sent ({detail}). {unaffected}"
+    if outcome.delivery == "confirmed":
+        return "Anonymous telemetry was sent."
+    if outcome.in_flight or result is None:
+        if outcome.attempts == 0:
+            return (
+                "Anonymous telemetry was not sent: it was not ready before the step "
+                f"moved on. {_UNAFFECTED}"
+            )
+        return (
+            "Anonymous telemetry may have arrived, but the endpoint did not confirm it "
+            f"in time (deadline_exceeded). {_UNAFFECTED}"
+        )
+    if outcome.delivery == "not_sent":
+        return f"Anonymous telemetry was not sent ({_detail(result)}). {_UNAFFECTED}"
+    if outcome.delivery == "refused":
+        return (
+            f"Anonymous telemetry was not accepted by the endpoint ({_detail(result)}). "
+            f"{_UNAFFECTED}"
+        )
+    return (
+        "Anonymous telemetry may have arrived, but without confirmation "
+        f"({_detail(result)}). {_UNAFFECTED}"
+    )
