@@ -49,9 +49,9 @@ def launch(
     )
 
 
-def python_first_on_path(env: dict[str, str], python: str = sys.executable) -> dict[str, str]:
-    """``python``'s directory first on PATH: by default the tests' own (with pip) as python3."""
-    return env | {"PATH": f"{Path(python).parent}{os.pathsep}{env['PATH']}"}
+def python_first_on_path(env: dict[str, str]) -> dict[str, str]:
+    """The interpreter running the tests (with pip) as the runner's python3."""
+    return env | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"}
 
 
 def log_lines(log: str) -> list[str]:
