@@ -389,7 +389,8 @@ def test_daemon_members_need_tbot_18_6_4(
 
 def test_cancelling_the_wait_stops_tbot_and_removes_the_config(daemon_job: Job) -> None:
     job = daemon_job
-    job.env |= {env_name("service"): "postgres", "STANDIN_TBOT_READY_DELAY": "60"}
+    job.env |= {env_name(k): v for k, v in CASES[0].own_inputs.items()}
+    job.env |= {"STANDIN_TBOT_READY_DELAY": "60"}
     step = subprocess.Popen(
         [
             sys.executable,
@@ -447,3 +448,16 @@ def test_a_blocking_wait_endpoint_works_too(
     assert code == 0, log
     assert any(line.startswith("tbot is ready after") for line in log.splitlines())
     stop(int(job.outputs["tbot-pid"]))
+
+
+@pytest.mark.parametrize("name", ["service", "database", "username"])
+def test_database_tunnel_needs_all_three_names(name: str) -> None:
+    # tbot refuses a database tunnel without any of them: said before tbot starts.
+    found = member("database-tunnel")
+    assert found is not None
+    env = {env_name(k): v for k, v in CASES[0].own_inputs.items()}
+    env |= {env_name("listen"): f"tcp://127.0.0.1:{free_port()}"}
+    env |= {env_name("diag-port"): str(free_port()), env_name(name): " "}
+    with pytest.raises(InputError) as caught:
+        found.read(env)
+    assert caught.value.message.startswith(f"Input '{name}' is required")

@@ -132,14 +132,17 @@ def validate_token(value: str) -> str:
 
 
 def validate_resource_name(name: str, value: str, what: str) -> str:
-    """A required Teleport resource name (a cluster, an app): no whitespace or control chars."""
+    """A required name (a cluster, an app, a user): no whitespace or control characters.
+
+    ``what`` says what the input is, e.g. "the name of the application in Teleport".
+    """
     text = value.strip()
     if not text:
-        raise InputError(f"Input '{name}' is required: the name of the {what} in Teleport.")
+        raise InputError(f"Input '{name}' is required: {what}.")
     if _BAD_CHARS.search(text):
         raise InputError(
-            f"Input '{name}' must be the name of the {what} in Teleport, without whitespace "
-            f"or control characters (got {shown(text)})."
+            f"Input '{name}' must be {what}, without whitespace or control characters "
+            f"(got {shown(text)})."
         )
     return text
 

@@ -23,7 +23,11 @@ class Own:
 
 
 def read(env: Mapping[str, str]) -> Own:
-    return Own(validate_resource_name("app", raw_input(env, "app"), "application"))
+    return Own(
+        validate_resource_name(
+            "app", raw_input(env, "app"), "the name of the application in Teleport"
+        )
+    )
 
 
 def entry(own: Own, destination: Path) -> Entry:

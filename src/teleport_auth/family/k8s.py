@@ -27,7 +27,9 @@ class Own:
 def read(env: Mapping[str, str]) -> Own:
     return Own(
         validate_resource_name(
-            "kubernetes-cluster", raw_input(env, "kubernetes-cluster"), "Kubernetes cluster"
+            "kubernetes-cluster",
+            raw_input(env, "kubernetes-cluster"),
+            "the name of the Kubernetes cluster in Teleport",
         )
     )
 
@@ -54,7 +56,10 @@ def publish(own: Own, inputs: Inputs, destination: Path) -> Published:
             "kubeconfig": kubeconfig,
         },
         exports={"KUBECONFIG": kubeconfig},
-        rows=(("Kubernetes cluster", own.cluster), ("Kubeconfig", kubeconfig)),
+        rows=(
+            ("Kubernetes cluster", own.cluster),
+            ("Kubeconfig", kubeconfig),
+        ),
     )
 
 

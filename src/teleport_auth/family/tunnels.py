@@ -200,19 +200,24 @@ class Database:
     username: str
 
 
-def _plain(name: str, env: Mapping[str, str]) -> str:
-    value = raw_input(env, name).strip()
-    if any(not c.isprintable() or c.isspace() for c in value):
-        raise InputError(f"Input '{name}' must not contain whitespace or control characters.")
-    return value
-
-
 def _read_database(env: Mapping[str, str]) -> Database:
+    # tbot refuses a database tunnel without any of the three (its CheckAndSetDefaults);
+    # the original passes empty ones on and tbot fails: we say so before it starts.
     return Database(
         tunnel=read_tunnel(env),
-        service=validate_resource_name("service", raw_input(env, "service"), "database"),
-        database=_plain("database", env),
-        username=_plain("username", env),
+        service=validate_resource_name(
+            "service", raw_input(env, "service"), "the name of the database in Teleport"
+        ),
+        database=validate_resource_name(
+            "database",
+            raw_input(env, "database"),
+            "the database to connect to within that service (tbot needs it)",
+        ),
+        username=validate_resource_name(
+            "username",
+            raw_input(env, "username"),
+            "the database user to connect as (tbot needs it)",
+        ),
     )
 
 
@@ -251,8 +256,12 @@ DATABASE_TUNNEL = Member[Database](
         InputSpec(
             "service", "Name of the database in Teleport (its resource name).", required=True
         ),
-        InputSpec("database", "Name of the database within that database service to connect to."),
-        InputSpec("username", "Database user to connect as."),
+        InputSpec(
+            "database",
+            "Name of the database within that database service to connect to (tbot needs it).",
+            required=True,
+        ),
+        InputSpec("username", "Database user to connect as (tbot needs it).", required=True),
     ),
     outputs=daemon_outputs("database-tunnel", "tunnel"),
     exports=(),
@@ -277,7 +286,9 @@ class App:
 def _read_app(env: Mapping[str, str]) -> App:
     return App(
         tunnel=read_tunnel(env),
-        app=validate_resource_name("app", raw_input(env, "app"), "application"),
+        app=validate_resource_name(
+            "app", raw_input(env, "app"), "the name of the application in Teleport"
+        ),
     )
 
 
