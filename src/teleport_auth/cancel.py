@@ -35,6 +35,9 @@ class Cancelled(ActionFailure):
             hint=f"The job was cancelled or timed out, or the step's process was sent {name}.",
         )
         self.signum = signum
+        if _state is not None:
+            # This signal is on its way out now: no section end raises it a second time.
+            _state.raised = True
 
 
 class _State:
@@ -42,6 +45,7 @@ class _State:
         self.signum: int | None = None  # the first signal received
         self.repeated = False  # another one came after it
         self.deferring = 0  # depth of deferred() sections
+        self.raised = False  # a Cancelled for it has been raised already
 
 
 _state: _State | None = None
@@ -104,7 +108,7 @@ def deferred() -> Iterator[None]:
         yield
     finally:
         state.deferring -= 1
-    if state.signum is not None and not state.deferring:
+    if state.signum is not None and not state.deferring and not state.raised:
         raise Cancelled(state.signum)
 
 
