@@ -53,6 +53,7 @@ from steptime.direct import direct_measurements, direct_run, startup_floor
 from steptime.harness import REPO, SHIPPED, act_binary
 from steptime.model import HEALTHY, MODES, BenchError, say
 from steptime.prepare import (
+    drop_host_only_variables,
     install_bin,
     install_pythons,
     interpreter_version,
@@ -113,6 +114,11 @@ def header(ctx: Context, load_at_start: str) -> list[str]:
         f"{os.environ.get('PYTHONDONTWRITEBYTECODE', '<unset>')} "
         "(set per mode below for the act process, which the self-hosted job inherits)",
     ]
+    if ctx.dropped:
+        lines.append(
+            f"               removed for every run: {', '.join(ctx.dropped)} (this host's, "
+            "not a hosted runner's)"
+        )
     if ctx.anchor is not None:
         lines.append(
             f"  original     {ctx.anchor.source} ({ctx.anchor.revision}), "
@@ -204,6 +210,7 @@ def main(argv: list[str]) -> int:
             runs=args.runs,
             modes=args.modes,
         )
+        ctx.dropped = drop_host_only_variables()
         install_bin(ctx.bin_dir, python)
         for mode in ctx.modes:
             ctx.workspaces[mode.key] = make_workspace(python, work, mode)

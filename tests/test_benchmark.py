@@ -32,7 +32,7 @@ from steptime.instant_tbot import (  # noqa: E402
     tbot_seconds,
 )
 from steptime.model import MODES, BenchError, Pythons, Workspace  # noqa: E402
-from steptime.prepare import resolve_python  # noqa: E402
+from steptime.prepare import drop_host_only_variables, resolve_python  # noqa: E402
 from steptime.stats import Stats, Target, median_difference  # noqa: E402
 
 # The original action's check of `tbot version` (dist/index.js) and its minimum.
@@ -322,3 +322,12 @@ def test_an_original_act_refuses_runs_rewritten_and_timed(tmp_path: Path) -> Non
     check_probe(ctx, variant, read_probe(probe))
     assert os.path.basename(ctx.anchor.node).startswith("node")
     assert ctx.anchor.node_version.startswith("v")
+
+
+def test_host_only_variables_are_dropped_and_remembered(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NODE_EXTRA_CA_CERTS", "/etc/ssl/certs/ca-certificates.crt")
+    assert drop_host_only_variables() == {
+        "NODE_EXTRA_CA_CERTS": "/etc/ssl/certs/ca-certificates.crt"
+    }
+    assert "NODE_EXTRA_CA_CERTS" not in os.environ
+    assert drop_host_only_variables() == {}

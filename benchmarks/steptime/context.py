@@ -33,6 +33,7 @@ class Context:
     urls: dict[str, str] = field(default_factory=dict)
     healthy_kind: str = ""
     anchor: Anchor | None = None
+    dropped: dict[str, str] = field(default_factory=dict)  # host-only variables removed
 
     @property
     def reference(self) -> Mode:

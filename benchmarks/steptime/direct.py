@@ -166,6 +166,7 @@ class Floor:
     bare: float  # python -I -S -c pass: the interpreter alone
     site: float  # python -I -c pass: plus site, i.e. the host's site-packages .pth files
     node: float | None = None  # node -e 0, the original's runtime alone (with --anchor)
+    node_host: float | None = None  # the same with the host-only variables put back
 
     @property
     def pth(self) -> float:
@@ -182,14 +183,17 @@ def startup_floor(ctx: Context) -> Floor:
     }
     if ctx.anchor is not None and ctx.anchor.node:
         commands["node"] = [ctx.anchor.node, "-e", "0"]
+        if ctx.dropped:
+            commands["node_host"] = commands["node"]
     walls: dict[str, list[float]] = {key: [] for key in commands}
     for _ in range(max(ctx.runs, 5)):
         for key, argv in commands.items():
+            run_env = {**env, **ctx.dropped} if key == "node_host" else env
             started = time.perf_counter()
-            subprocess.run(argv, env=env, check=True, timeout=60)
+            subprocess.run(argv, env=run_env, check=True, timeout=60)
             walls[key].append(time.perf_counter() - started)
-    node = statistics.median(walls["node"]) if walls.get("node") else None
-    return Floor(statistics.median(walls["-S"]), statistics.median(walls["site"]), node)
+    medians = {key: statistics.median(values) for key, values in walls.items()}
+    return Floor(medians["-S"], medians["site"], medians.get("node"), medians.get("node_host"))
 
 
 @dataclass

@@ -158,3 +158,13 @@ def bytecode_setting(dontwrite: bool) -> Iterator[None]:
             os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
         else:
             os.environ["PYTHONDONTWRITEBYTECODE"] = saved
+
+
+# Set on some hosts (a TLS-inspecting proxy's CA); GitHub's hosted runners do not set it.
+# node reads the whole bundle at every start (tens of ms), so it would tax the original only.
+HOST_ONLY_VARIABLES = ("NODE_EXTRA_CA_CERTS",)
+
+
+def drop_host_only_variables() -> dict[str, str]:
+    """Remove them from this process's environment, which act and its jobs inherit."""
+    return {name: os.environ.pop(name) for name in HOST_ONLY_VARIABLES if name in os.environ}

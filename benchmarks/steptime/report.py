@@ -217,6 +217,12 @@ def report_anchor(ctx: Context, res: Results) -> None:
             f"    runtimes alone on this host: node -e 0 {ms(res.floor.node)} ms, "
             f"python -I -S -c pass {ms(res.floor.bare)} ms (medians, interleaved)"
         )
+    if res.floor.node_host is not None:
+        names = ", ".join(ctx.dropped)
+        add(
+            f"    {names} (set on this host, not on GitHub's hosted runners) was removed from "
+            f"the job's environment: with it node -e 0 takes {ms(res.floor.node_host)} ms"
+        )
     figures.update(
         ratio_own=ratio,
         ratio_step=step_ratio,
@@ -226,6 +232,10 @@ def report_anchor(ctx: Context, res: Results) -> None:
         node=f"{anchor.node} {anchor.node_version}",
         revision=anchor.revision,
         node_floor_ms=None if res.floor.node is None else res.floor.node * 1000,
+        node_floor_with_host_variables_ms=(
+            None if res.floor.node_host is None else res.floor.node_host * 1000
+        ),
+        dropped_variables=list(ctx.dropped),
     )
     res.figures["anchor"] = figures
 
