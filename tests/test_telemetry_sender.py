@@ -130,8 +130,8 @@ def test_hanging_endpoint_leaves_the_wait_unconfirmed_on_time(
         assert waited < 1.5
         assert outcome.attempts == 1
         assert describe_failure(outcome) == (
-            "Anonymous telemetry may have arrived, but the endpoint did not confirm it "
-            f"in time (deadline_exceeded). {UNAFFECTED}"
+            "Anonymous telemetry was not confirmed in time (deadline_exceeded): "
+            f"the event may have arrived. {UNAFFECTED}"
         )
     # The server stopped and dropped the connection: that single attempt ends,
     # and is not repeated since the request had gone out.
@@ -340,19 +340,19 @@ def _outcome(result: CallResult | None, attempts: int = 1, *, in_flight: bool = 
         ),
         pytest.param(
             _outcome(_result("unavailable", "connection reset by the server")),
-            "Anonymous telemetry may have arrived, but without confirmation "
-            f"(unavailable: connection reset by the server). {UNAFFECTED}",
+            "Anonymous telemetry was not confirmed (unavailable: connection reset by the "
+            f"server): the event may have arrived. {UNAFFECTED}",
             id="reset-after-sending",
         ),
         pytest.param(
             _outcome(_result("internal", "response larger than 65536 bytes")),
-            "Anonymous telemetry may have arrived, but without confirmation "
-            f"(internal: response larger than 65536 bytes). {UNAFFECTED}",
+            "Anonymous telemetry was not confirmed (internal: response larger than 65536 "
+            f"bytes): the event may have arrived. {UNAFFECTED}",
             id="oversized-200",
         ),
         pytest.param(
             _outcome(_result("internal", "")),
-            "Anonymous telemetry may have arrived, but without confirmation (internal). "
+            "Anonymous telemetry was not confirmed (internal): the event may have arrived. "
             f"{UNAFFECTED}",
             id="no-message",
         ),
@@ -364,8 +364,8 @@ def _outcome(result: CallResult | None, attempts: int = 1, *, in_flight: bool = 
         ),
         pytest.param(
             _outcome(None, in_flight=True),
-            "Anonymous telemetry may have arrived, but the endpoint did not confirm it "
-            f"in time (deadline_exceeded). {UNAFFECTED}",
+            "Anonymous telemetry was not confirmed in time (deadline_exceeded): "
+            f"the event may have arrived. {UNAFFECTED}",
             id="in-flight",
         ),
         pytest.param(

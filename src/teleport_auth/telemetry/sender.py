@@ -203,8 +203,8 @@ def describe_failure(outcome: Outcome) -> str:
                 f"moved on. {_UNAFFECTED}"
             )
         return (
-            "Anonymous telemetry may have arrived, but the endpoint did not confirm it "
-            f"in time (deadline_exceeded). {_UNAFFECTED}"
+            "Anonymous telemetry was not confirmed in time (deadline_exceeded): "
+            f"the event may have arrived. {_UNAFFECTED}"
         )
     if outcome.delivery == "not_sent":
         return f"Anonymous telemetry was not sent ({_detail(result)}). {_UNAFFECTED}"
@@ -214,6 +214,6 @@ def describe_failure(outcome: Outcome) -> str:
             f"{_UNAFFECTED}"
         )
     return (
-        "Anonymous telemetry may have arrived, but without confirmation "
-        f"({_detail(result)}). {_UNAFFECTED}"
+        f"Anonymous telemetry was not confirmed ({_detail(result)}): the event may have arrived. "
+        f"{_UNAFFECTED}"
     )
