@@ -1,5 +1,6 @@
 """Entry point: ``python -m teleport_auth``, as the action's launcher runs it."""
 
+import gc
 import sys
 
 # Checked before anything else is imported, so an old interpreter gets a clear
@@ -27,4 +28,8 @@ except ImportError as exc:
     )
     raise SystemExit(1) from None
 
-raise SystemExit(main(sys.argv[1:]))
+code = main(sys.argv[1:])
+# Nothing is left to collect: without this, the interpreter's exit walks every
+# object protobuf and requests made (about 12 ms of an opted-in run).
+gc.freeze()
+raise SystemExit(code)
