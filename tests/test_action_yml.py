@@ -47,7 +47,16 @@ ORIGINALS: dict[str, tuple[str, set[str], set[str]]] = {
         {"application-proxy-uri", "application-proxy-port", "diag-addr", "log-path", "tbot-pid"},
     ),
 }
-REQUIRED = {"proxy", "token", "kubernetes-cluster", "app", "listen", "service", "database", "username"}
+REQUIRED = {
+    "proxy",
+    "token",
+    "kubernetes-cluster",
+    "app",
+    "listen",
+    "service",
+    "database",
+    "username",
+}
 
 
 def load(member: Member[Any]) -> dict[str, Any]:
