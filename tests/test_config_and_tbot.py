@@ -9,7 +9,14 @@ from typing import Any
 import pytest
 import yaml
 
-from teleport_auth.config import build_config, private_dir, redacted, to_yaml, write_config
+from teleport_auth.config import (
+    build_config,
+    private_dir,
+    redacted,
+    to_file_text,
+    to_yaml,
+    write_config,
+)
 from teleport_auth.family import auth
 from teleport_auth.inputs import Inputs
 from teleport_auth.tbot import parse_version, tbot_env
@@ -97,3 +104,15 @@ def test_tbot_env_hygiene() -> None:
     assert env["_TBOT_TELEMETRY_HELPER_VERSION"]
     assert env["ACTIONS_ID_TOKEN_REQUEST_URL"] == "https://token.example"
     assert job["TELEPORT_PROXY"] == "old.example.com:443"  # the job's env is untouched
+
+
+@pytest.mark.parametrize(
+    "value",
+    ['quo"te', "back\\slash", "colon: space", "# hash", "ünïcode ☃", "a\nb", "- dash", "&anchor"],
+)
+def test_the_file_is_json_that_yaml_reads_back_unchanged(value: str) -> None:
+    # tbot reads the config as YAML; JSON is YAML, and its escaping keeps values values.
+    config = auth_config() | {"certificate_ttl": value}
+    text = to_file_text(config)
+    assert text.isascii()
+    assert yaml.safe_load(text) == config

@@ -20,7 +20,7 @@ import yaml
 
 from conftest import REPO, Job, assert_token_only_in_add_mask, standin_daemons
 from echo_server import EchoServer
-from teleport_auth.config import build_config, to_yaml
+from teleport_auth.config import build_config, to_file_text
 from teleport_auth.family import member
 from teleport_auth.inputs import InputError, Inputs, env_name
 from teleport_auth.main import main
@@ -153,7 +153,7 @@ def test_config_means_what_the_originals_does(case: Case) -> None:
     own = found.read(env)
     inputs = Inputs("tele.example.com:443", "t", "", (), disable_env_vars=False)
     config = yaml.safe_load(
-        to_yaml(build_config(inputs, found.entry(own, Path("/x")), oneshot=False))
+        to_file_text(build_config(inputs, found.entry(own, Path("/x")), oneshot=False))
     )
     assert config == {
         "version": "v2",

@@ -19,7 +19,7 @@ from conftest import (
     Job,
     assert_token_only_in_add_mask,
 )
-from teleport_auth.config import build_config, to_yaml
+from teleport_auth.config import build_config, to_file_text
 from teleport_auth.family import MEMBERS, member
 from teleport_auth.inputs import InputError, Inputs, env_name
 from teleport_auth.main import main
@@ -168,7 +168,7 @@ def test_config_means_what_the_originals_does(case: Case) -> None:
     own = found.read(own_env(case))
     config = build_config(shared(), found.entry(own, DEST), oneshot=found.oneshot)
     # Compared as tbot reads it: the YAML we write, parsed.
-    assert yaml.safe_load(to_yaml(config)) == case.original_config
+    assert yaml.safe_load(to_file_text(config)) == case.original_config
 
 
 @pytest.mark.parametrize("case", CASES, ids=by_key)
@@ -180,7 +180,7 @@ def test_optional_shared_inputs_add_what_the_original_adds(case: Case) -> None:
     expected = yaml.safe_load(yaml.safe_dump(case.original_config))
     expected["certificate_ttl"] = "1h30m"
     expected["onboarding"]["ca_pins"] = [PIN]
-    assert yaml.safe_load(to_yaml(config)) == expected
+    assert yaml.safe_load(to_file_text(config)) == expected
 
 
 def test_allow_reissue_only_when_asked() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import shutil
 
 from teleport_auth import cancel, daemon, gha
@@ -26,7 +25,7 @@ _LOG_HINT = (
 
 def _show_log(running: daemon.Daemon) -> None:
     """tbot's last lines, with workflow commands stopped so none of them can act."""
-    resume = secrets.token_hex(16)
+    resume = gha.command_token()
     with gha.group("tbot log (last lines)"):
         gha.info(f"::stop-commands::{resume}")
         try:

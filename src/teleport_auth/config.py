@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
 import uuid
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from teleport_auth.family.spec import Entry
 from teleport_auth.inputs import Inputs
@@ -47,7 +46,19 @@ def redacted(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def to_yaml(config: dict[str, Any]) -> str:
+    """The config as block YAML, for the debug log (PyYAML is loaded only then)."""
+    import yaml  # noqa: PLC0415 - the debug log is the only reader of this form
+
     return yaml.safe_dump(config, sort_keys=False, default_flow_style=False)
+
+
+def to_file_text(config: dict[str, Any]) -> str:
+    """The config as tbot reads it: JSON, which is YAML (1.2), so no YAML library is needed.
+
+    ASCII only, every string double-quoted and escaped: nothing in an input can
+    change the document's structure.
+    """
+    return json.dumps(config, indent=2, ensure_ascii=True) + "\n"
 
 
 def private_dir(parent: Path) -> Path:
@@ -63,5 +74,5 @@ def write_config(config: dict[str, Any], directory: Path) -> Path:
     path = directory / CONFIG_NAME
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(to_yaml(config))
+        f.write(to_file_text(config))
     return path

@@ -33,6 +33,11 @@ def _command(name: str, message: str, properties: Mapping[str, str] | None = Non
     sys.stdout.flush()
 
 
+def command_token() -> str:
+    """A fresh unguessable token for ``::stop-commands::`` (os.urandom: no extra imports)."""
+    return os.urandom(16).hex()
+
+
 def info(message: str) -> None:
     sys.stdout.write(message + "\n")
     sys.stdout.flush()

@@ -9,7 +9,6 @@ read by its description (``teleport_auth.family``) with the helpers here.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -110,6 +109,8 @@ def _split_host_port(proxy: str) -> tuple[str, str | None]:
 def _valid_host(host: str) -> bool:
     if host.startswith("[") and host.endswith("]"):
         try:
+            import ipaddress  # noqa: PLC0415 - only an [IPv6] proxy needs it
+
             ipaddress.IPv6Address(host[1:-1])
         except ValueError:
             return False

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 
 from teleport_auth import gha
 from teleport_auth.cancel import cancellable
@@ -29,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         # A bug or an environment fault (e.g. RUNNER_TEMP not writable): one clear
         # error line for the user; the traceback only in the debug log.
+        import traceback  # noqa: PLC0415 - only a bug gets here
+
         for line in traceback.format_exc().splitlines():
             gha.debug(line)
         return gha.die(

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import shutil
-import tempfile
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from teleport_auth import __version__, cancel, gha
-from teleport_auth.background import run_daemon
 from teleport_auth.family import member as find_member
 from teleport_auth.family.spec import Member, Published, Version
 from teleport_auth.gha import ActionFailure
@@ -50,7 +48,13 @@ def _member(key: str) -> Member[Any]:
 
 
 def _runner_temp(env: Mapping[str, str]) -> Path:
-    temp = Path(env.get("RUNNER_TEMP") or tempfile.gettempdir())
+    runner_temp = env.get("RUNNER_TEMP")
+    if runner_temp:
+        temp = Path(runner_temp)
+    else:
+        import tempfile  # noqa: PLC0415 - only outside a runner
+
+        temp = Path(tempfile.gettempdir())
     if not temp.is_dir():
         raise ActionFailure(f"RUNNER_TEMP ({temp}) does not exist or is not a directory.")
     return temp
@@ -124,6 +128,9 @@ def run(env: MutableMapping[str, str], member_key: str = "") -> int:
         destination = make_private_dir(temp)
         context = Context(env, member, own, inputs, tbot, version, destination, consent.enabled)
         if member.daemon is not None:
+            # Only a daemon member loads the daemon code (http.client and all).
+            from teleport_auth.background import run_daemon  # noqa: PLC0415
+
             published, telemetry = run_daemon(context, member.daemon(own))
         else:
             published, telemetry = run_oneshot(context)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import secrets
 import select
 import shutil
 import signal
@@ -158,7 +157,7 @@ def run_start(tbot: str, config_path: Path, env: Mapping[str, str], *, debug: bo
     argv = [tbot, "start", "-c", str(config_path)]
     if debug:
         argv.append("--debug")
-    resume = secrets.token_hex(16)
+    resume = gha.command_token()
     started = time.monotonic()
     output = _Output()
     # Nothing in here is cut short by a signal: it is handled in _supervise.

@@ -1,27 +1,43 @@
 """The family of actions: one description per member, one shared step.
 
 Adding a member means one small module here (its inputs, its config entry,
-what it publishes) and its folder with a generated action.yml.
+what it publishes), a line in ``_WHERE`` and its folder with a generated
+action.yml. A run imports only its own member's module.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from teleport_auth.family import application, auth, k8s, tunnels
-from teleport_auth.family.spec import Member
+if TYPE_CHECKING:
+    from teleport_auth.family.spec import Member
 
-MEMBERS: tuple[Member[Any], ...] = (
-    auth.MEMBER,
-    k8s.MEMBER,
-    application.MEMBER,
-    tunnels.DATABASE_TUNNEL,
-    tunnels.APPLICATION_TUNNEL,
-    tunnels.APPLICATION_PROXY,
-)
+# Member key -> (module in this package, name of its description there), in the
+# order the documentation lists them.
+_WHERE = {
+    "auth": ("auth", "MEMBER"),
+    "k8s": ("k8s", "MEMBER"),
+    "application": ("application", "MEMBER"),
+    "database-tunnel": ("tunnels", "DATABASE_TUNNEL"),
+    "application-tunnel": ("tunnels", "APPLICATION_TUNNEL"),
+    "application-proxy": ("tunnels", "APPLICATION_PROXY"),
+}
+KEYS = tuple(_WHERE)
 
 
 def member(key: str) -> Member[Any] | None:
     """The member called ``key`` (``auth`` when empty), or None."""
-    wanted = key or "auth"
-    return next((m for m in MEMBERS if m.key == wanted), None)
+    where = _WHERE.get(key or "auth")
+    if where is None:
+        return None
+    module, name = where
+    found: Member[Any] = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    return found
+
+
+def __getattr__(name: str) -> tuple[Member[Any], ...]:
+    # MEMBERS, every description, for the generator, the docs and the tests.
+    if name == "MEMBERS":
+        return tuple(m for m in map(member, KEYS) if m is not None)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
