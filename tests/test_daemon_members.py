@@ -461,3 +461,50 @@ def test_database_tunnel_needs_all_three_names(name: str) -> None:
     with pytest.raises(InputError) as caught:
         found.read(env)
     assert caught.value.message.startswith(f"Input '{name}' is required")
+
+
+def test_a_failed_publish_stops_the_daemon(
+    daemon_job: Job, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = daemon_job
+    job.env["GITHUB_OUTPUT"] = "/dev/full"  # (reading it never ends: not through run_member)
+    code = main([CASES[2].key])
+    log = capsys.readouterr().out
+    assert code == 1
+    assert errors(log) == [
+        "::error::Could not write to GITHUB_OUTPUT (/dev/full): No space left on device."
+    ]
+    # tbot was ready, then publishing failed: it is stopped, its log removed.
+    assert not [p for p in standin_daemons() if job.env["RUNNER_TEMP"] in _cmdline(p)]
+    assert job.runner_temp_entries() == []
+
+
+def test_the_port_probe_binds_what_go_binds(monkeypatch: pytest.MonkeyPatch) -> None:
+    from teleport_auth.family import tunnels
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        # IPv6 listed first, IPv4 taken: Go binds IPv4 first, so the port is in use.
+        both = [
+            (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", port, 0, 0)),
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port)),
+        ]
+        monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: list(both))
+        assert tunnels.port_is_free("localhost", port) is False
+
+
+def test_a_family_this_host_lacks_is_left_to_tbot(monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from teleport_auth.family import tunnels
+
+    only_v6 = [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", 5432, 0, 0))]
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: list(only_v6))
+
+    def no_ipv6(*args: object, **kwargs: object) -> socket.socket:
+        raise OSError(errno.EAFNOSUPPORT, "Address family not supported by protocol")
+
+    monkeypatch.setattr(socket, "socket", no_ipv6)
+    assert tunnels.port_is_free("localhost", 5432) is True

@@ -31,6 +31,13 @@ ACCEPTED = [
     ("proxy-trimmed", {"proxy": "  tele.example.com:3080\n"}, "proxy", "tele.example.com:3080"),
     ("proxy-ipv4", {"proxy": "10.1.2.3:443"}, "proxy", "10.1.2.3:443"),
     ("proxy-ipv6", {"proxy": "[2001:db8::1]:443"}, "proxy", "[2001:db8::1]:443"),
+    (
+        "proxy-underscore",
+        {"proxy": "teleport_proxy.internal:443"},
+        "proxy",
+        "teleport_proxy.internal:443",
+    ),
+    ("proxy-compose-name", {"proxy": "my_proxy:3080"}, "proxy", "my_proxy:3080"),
     ("token-trimmed", {"token": " my-token \n"}, "token", "my-token"),
     ("ttl-empty", {"certificate_ttl": ""}, "certificate_ttl", ""),
     ("ttl-minutes", {"certificate_ttl": "90m"}, "certificate_ttl", "90m"),

@@ -51,8 +51,12 @@ def _wait(running: daemon.Daemon, timeout_ms: int) -> None:
     gha.info(f"tbot is ready after {seconds * 1000:.0f} ms.")
 
 
-def run_daemon(context: Context, settings: Daemon) -> tuple[Published, str]:
-    """Start tbot detached, wait until it is ready, remove the config; what to publish."""
+def run_daemon(context: Context, settings: Daemon) -> tuple[Published, str, daemon.Daemon]:
+    """Start tbot detached, wait until it is ready, remove the config.
+
+    Returns what to publish, the telemetry phrase, and the running tbot (which
+    the step stops should publishing fail).
+    """
     config = context.config()
     config_dir = make_private_dir(context.workdir.parent)
     reporter, telemetry = start_telemetry(context, config)
@@ -111,4 +115,4 @@ def run_daemon(context: Context, settings: Daemon) -> tuple[Published, str]:
         f"tbot keeps running in the background (pid {running.pid}) for the rest of the job; "
         f"its log: {running.log_path}"
     )
-    return Published(outputs, rows=rows), telemetry
+    return Published(outputs, rows=rows), telemetry, running

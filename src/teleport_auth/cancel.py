@@ -46,6 +46,7 @@ class _State:
         self.repeated = False  # another one came after it
         self.deferring = 0  # depth of deferred() sections
         self.raised = False  # a Cancelled for it has been raised already
+        self.finished = False  # past the point of no return: signals are only recorded
 
 
 _state: _State | None = None
@@ -56,9 +57,10 @@ def _handle(signum: int, frame: FrameType | None) -> None:
     state = _state
     if state is None:
         return
-    if state.signum is not None:
-        # Already cancelling: a later signal only hurries the clean-up along.
-        state.repeated = True
+    if state.signum is not None or state.finished:
+        # Already cancelling (a later signal only hurries the clean-up along), or
+        # the step has published its results and is only finishing.
+        state.repeated = state.signum is not None
         return
     state.signum = signum
     if not state.deferring:
@@ -110,6 +112,19 @@ def deferred() -> Iterator[None]:
         state.deferring -= 1
     if state.signum is not None and not state.deferring and not state.raised:
         raise Cancelled(state.signum)
+
+
+@contextmanager
+def final() -> Iterator[None]:
+    """The point of no return: from here the step completes.
+
+    A signal inside (or after) is recorded, not raised: what the step publishes
+    inside stays true, and it is not undone half-way.
+    """
+    state = _state
+    if state is not None:
+        state.finished = True
+    yield
 
 
 def requested() -> int | None:

@@ -55,10 +55,13 @@ def to_yaml(config: dict[str, Any]) -> str:
 def to_file_text(config: dict[str, Any]) -> str:
     """The config as tbot reads it: JSON, which is YAML (1.2), so no YAML library is needed.
 
-    ASCII only, every string double-quoted and escaped: nothing in an input can
-    change the document's structure.
+    Every string double-quoted and escaped, so nothing in an input can change the
+    document's structure. UTF-8 rather than ``\\u`` escapes: tbot's YAML parser
+    refuses the surrogate-pair escapes JSON uses for characters beyond U+FFFF.
+    (Control characters, which YAML only takes escaped, are escaped by json or
+    refused by the input checks.)
     """
-    return json.dumps(config, indent=2, ensure_ascii=True) + "\n"
+    return json.dumps(config, indent=2, ensure_ascii=False) + "\n"
 
 
 def private_dir(parent: Path) -> Path:

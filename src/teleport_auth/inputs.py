@@ -18,7 +18,9 @@ from teleport_auth.goduration import DurationError, parse_duration_ns
 
 # Any whitespace or control character (C0, DEL, C1).
 _BAD_CHARS = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
-_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+# Underscores too: not RFC 1123, but resolvers (and tbot) take them, e.g. a
+# docker-compose service name.
+_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
 _CA_PIN = re.compile(r"^sha256:[0-9a-fA-F]{64}$")
 # A Teleport proxy port: at most five ASCII digits (checked before int(), which
 # refuses very long digit strings with a ValueError of its own).

@@ -124,6 +124,7 @@ def run(env: MutableMapping[str, str], member_key: str = "") -> int:
     exporting = bool(member.exports) and not inputs.disable_env_vars
     files = RunnerFiles.open(env, with_env=exporting)
     destination: Path | None = None
+    background: Any = None  # a daemon member's running tbot, once it is up
     try:
         destination = make_private_dir(temp)
         context = Context(env, member, own, inputs, tbot, version, destination, consent.enabled)
@@ -131,14 +132,20 @@ def run(env: MutableMapping[str, str], member_key: str = "") -> int:
             # Only a daemon member loads the daemon code (http.client and all).
             from teleport_auth.background import run_daemon  # noqa: PLC0415
 
-            published, telemetry = run_daemon(context, member.daemon(own))
+            published, telemetry, background = run_daemon(context, member.daemon(own))
         else:
             published, telemetry = run_oneshot(context)
-        # All or nothing, even when a signal comes in the middle.
-        with cancel.deferred():
+        # All or nothing: a signal from here on no longer undoes the step, so
+        # what is published stays true; before this line it undoes everything.
+        with cancel.final():
             files.publish(published.outputs, published.exports if exporting else {})
     except BaseException:
-        # All or nothing: a failed step leaves no identity (or log) behind.
+        # All or nothing: a failed step leaves no identity, log or tbot behind.
+        if background is not None:
+            from teleport_auth.daemon import stop  # noqa: PLC0415
+
+            with cancel.deferred():
+                stop(background)
         if destination is not None:
             with cancel.deferred():
                 shutil.rmtree(destination, ignore_errors=True)

@@ -7,6 +7,7 @@ on ``listen``; the step waits for its diagnostics service to report ready
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import re
 import socket
@@ -71,19 +72,29 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+# Errors that say the probe cannot tell (no IPv6 here, say), not that the port is taken.
+_CANNOT_TELL = frozenset({errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL, errno.EPROTONOSUPPORT})
+
+
 def port_is_free(host: str, port: int) -> bool:
-    """Whether a listener could bind host:port now (SO_REUSEADDR, as Go's listeners set it)."""
+    """Whether a listener could bind host:port now, as tbot's would.
+
+    Go's net.Listen binds the first address the name resolves to, IPv4 first,
+    with SO_REUSEADDR: so does the probe. Only "address in use" (or a refusal
+    to bind) counts as taken; anything this host cannot tell is left to tbot.
+    """
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except (OSError, UnicodeError):
         return True  # not resolvable here: tbot will say so itself
-    for family, kind, proto, _, address in infos:
+    infos.sort(key=lambda info: info[0] != socket.AF_INET)
+    family, kind, proto, _, address = infos[0]
+    try:
         with socket.socket(family, kind, proto) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind(address)
-            except OSError:
-                return False
+            probe.bind(address)
+    except OSError as exc:
+        return exc.errno in _CANNOT_TELL
     return True
 
 
