@@ -25,14 +25,9 @@ _LOG_HINT = (
 
 def _show_log(running: daemon.Daemon) -> None:
     """tbot's last lines, with workflow commands stopped so none of them can act."""
-    resume = gha.command_token()
-    with gha.group("tbot log (last lines)"):
-        gha.info(f"::stop-commands::{resume}")
-        try:
-            for line in daemon.log_tail(running.log_path):
-                gha.info(line)
-        finally:
-            gha.info(f"::{resume}::")
+    with gha.group("tbot log (last lines)"), gha.commands_stopped():
+        for line in daemon.log_tail(running.log_path):
+            gha.info(line)
 
 
 def _wait(running: daemon.Daemon, timeout_ms: int) -> None:

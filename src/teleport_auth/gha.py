@@ -38,6 +38,20 @@ def command_token() -> str:
     return os.urandom(16).hex()
 
 
+@contextmanager
+def commands_stopped() -> Iterator[None]:
+    """Relay text that must not act on the job: workflow commands stopped, always resumed.
+
+    The caller ends its last line before leaving, so the resume line is a line of its own.
+    """
+    resume = command_token()
+    info(f"::stop-commands::{resume}")
+    try:
+        yield
+    finally:
+        info(f"::{resume}::")
+
+
 def info(message: str) -> None:
     sys.stdout.write(message + "\n")
     sys.stdout.flush()

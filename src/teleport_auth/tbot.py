@@ -157,30 +157,24 @@ def run_start(tbot: str, config_path: Path, env: Mapping[str, str], *, debug: bo
     argv = [tbot, "start", "-c", str(config_path)]
     if debug:
         argv.append("--debug")
-    resume = gha.command_token()
     started = time.monotonic()
     output = _Output()
     # Nothing in here is cut short by a signal: it is handled in _supervise.
-    with cancel.deferred(), gha.group("tbot start"):
-        gha.info(f"::stop-commands::{resume}")
+    # Whatever happens, workflow commands work again for the rest of the step.
+    with cancel.deferred(), gha.group("tbot start"), gha.commands_stopped():
+        if (signum := cancel.requested()) is not None:
+            raise Cancelled(signum)
         try:
-            if (signum := cancel.requested()) is not None:
-                raise Cancelled(signum)
-            try:
-                proc = subprocess.Popen(
-                    argv,
-                    env=dict(env),
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
-                )
-            except OSError as exc:
-                raise ActionFailure(f"Could not start tbot: {exc}", hint=_SETUP_HINT) from None
-            _supervise(proc, output)
-        finally:
-            # Whatever happened, workflow commands work again for the rest of the
-            # step; the relay has ended its last line, so this one is a line of its own.
-            gha.info(f"::{resume}::")
+            proc = subprocess.Popen(
+                argv,
+                env=dict(env),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+        except OSError as exc:
+            raise ActionFailure(f"Could not start tbot: {exc}", hint=_SETUP_HINT) from None
+        _supervise(proc, output)
     return RunResult(proc.returncode, output.last_error, time.monotonic() - started)
 
 
