@@ -123,6 +123,18 @@ def _valid_host(host: str) -> bool:
     return all(_HOST_LABEL.match(label) for label in labels)
 
 
+def is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback IP literal (127.0.0.0/8, ::1)."""
+    if host.lower() == "localhost":
+        return True
+    import ipaddress  # noqa: PLC0415 - only a caller with a host to check needs it
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def validate_token(value: str) -> str:
     token = value.strip()
     if not token:

@@ -104,7 +104,7 @@ class Member(Generic[Own]):
         return "teleport-actions/auth" + (f"/{self.folder}" if self.folder else "")
 
     def requirements(self, own: Own) -> tuple[tuple[Version, str], ...]:
-        return ((self.min_tbot, f"{self.uses}"), *self.extra_requirements(own))
+        return ((self.min_tbot, self.uses), *self.extra_requirements(own))
 
 
 def directory_destination(path: Path) -> dict[str, str]:

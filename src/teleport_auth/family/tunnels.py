@@ -8,7 +8,6 @@ on ``listen``; the step waits for its diagnostics service to report ready
 from __future__ import annotations
 
 import errno
-import ipaddress
 import re
 import socket
 from collections.abc import Mapping
@@ -17,7 +16,14 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from teleport_auth.family.spec import Daemon, Entry, InputSpec, Member, OutputSpec, Published
-from teleport_auth.inputs import InputError, Inputs, raw_input, shown, validate_resource_name
+from teleport_auth.inputs import (
+    InputError,
+    Inputs,
+    is_loopback,
+    raw_input,
+    shown,
+    validate_resource_name,
+)
 
 # The originals' defaults (FACTS §5).
 DEFAULT_TIMEOUT_MS = 30000
@@ -61,15 +67,6 @@ def _js_int(name: str, value: str, default: int) -> tuple[int, str]:
             "as the original action does."
         )
     return number, ""
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 # Errors that say the probe cannot tell (no IPv6 here, say), not that the port is taken.
@@ -125,7 +122,7 @@ def _listen(value: str) -> tuple[str, str, int]:
 def read_tunnel(env: Mapping[str, str]) -> Tunnel:
     listen, host, port = _listen(raw_input(env, "listen"))
     warnings: list[str] = []
-    if not _is_loopback(host):
+    if not is_loopback(host):
         warnings.append(
             f"Input 'listen' binds {host}, not a loopback address: the tunnel can be reached "
             "from beyond this runner. Use tcp://127.0.0.1:<port> unless that is intended."
@@ -143,7 +140,7 @@ def read_tunnel(env: Mapping[str, str]) -> Tunnel:
         warnings.append(warning)
     if not 1 <= diag_port <= 65535:
         raise InputError(f"Input 'diag-port' must be a port from 1 to 65535 (got {diag_port}).")
-    if diag_port == port and _is_loopback(host):
+    if diag_port == port and is_loopback(host):
         raise InputError("Inputs 'diag-port' and 'listen' must use different ports.")
     if not port_is_free(host, port):
         raise InputError(

@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
+from teleport_auth.inputs import is_loopback
 from teleport_auth.telemetry import ADDRESS_ENV, DEFAULT_ENDPOINT
 
 # RFC 1123 host names; IP literals are checked with ipaddress instead.
@@ -32,15 +33,6 @@ class EndpointRejected(ValueError):
 
 def _reject(problem: str) -> EndpointRejected:
     return EndpointRejected(f"{ADDRESS_ENV} {problem}.")
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _check(url: str) -> str:
@@ -75,7 +67,7 @@ def _check(url: str) -> str:
         raise _reject("has an invalid host name")
     if port == 0 or parts.netloc.endswith(":"):
         raise _reject("has an invalid port")
-    if scheme == "http" and not _is_loopback(host):
+    if scheme == "http" and not is_loopback(host):
         raise _reject("must be an https:// URL (plain http:// is only allowed to loopback)")
     return f"{scheme}://{parts.netloc}{parts.path.rstrip('/')}"
 
