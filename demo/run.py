@@ -20,7 +20,6 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
 import contextlib  # noqa: E402
-import socket  # noqa: E402
 
 from act_harness import (  # noqa: E402
     DEMO_WORKFLOW,
@@ -29,18 +28,12 @@ from act_harness import (  # noqa: E402
     run_act,
     start_collector,
 )
-from echo_server import EchoServer  # noqa: E402
+from echo_server import EchoServer, free_port  # noqa: E402
 from standin.install import install_standin  # noqa: E402
 
 sys.path.insert(0, str(REPO / "_vendor"))
 sys.path.insert(1, str(REPO / "src"))
 from teleport_auth.family import MEMBERS  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def main(argv: list[str]) -> int:

@@ -29,6 +29,13 @@ from types import TracebackType
 DEFAULT_EXIT_AFTER = 60.0
 
 
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on now (for a tunnel's listen, say)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 class _Server(socketserver.ThreadingTCPServer):
     daemon_threads = True
     block_on_close = False

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,7 @@ from act_harness import (
     start_collector,
 )
 from conftest import SESSION_MARKER, standin_daemons
-from echo_server import EchoServer
+from echo_server import EchoServer, free_port
 from standin.install import install_standin
 from teleport_auth import __version__
 
@@ -45,12 +44,6 @@ def collector(tmp_path: Path) -> Iterator[CollectorProcess]:
         yield running
     finally:
         running.stop()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def run_member(

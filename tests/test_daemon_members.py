@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from conftest import REPO, Job, assert_token_only_in_add_mask, standin_daemons
-from echo_server import EchoServer
+from echo_server import EchoServer, free_port
 from teleport_auth.config import build_config, to_file_text
 from teleport_auth.family import member
 from teleport_auth.inputs import InputError, Inputs, env_name
@@ -29,12 +29,6 @@ pytestmark = pytest.mark.step
 
 # The step as the launcher runs it.
 STEP = [sys.executable, "-I", "-S", "-X", "utf8", str(REPO / "src" / "run_action.py")]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -93,12 +87,22 @@ def daemon_job(job: Job, echo: EchoServer) -> Iterator[Job]:
         if pid.exists():
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(int(pid.read_text()), signal.SIGKILL)
-        for leftover in standin_daemons():
-            # Only this test's: its RUNNER_TEMP is in the daemon's config path.
-            cmdline = Path(f"/proc/{leftover}/cmdline").read_bytes()
-            if job.env["RUNNER_TEMP"].encode() in cmdline:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(leftover, signal.SIGKILL)
+        for leftover in daemons_of(job):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(leftover, signal.SIGKILL)
+
+
+def daemons_of(job: Job) -> list[int]:
+    """The stand-in tbots still alive that this job started (its RUNNER_TEMP is in their argv)."""
+    mine = []
+    for pid in standin_daemons():
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if job.env["RUNNER_TEMP"].encode() in cmdline:
+            mine.append(pid)
+    return mine
 
 
 def run_member(job: Job, case: Case, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
@@ -215,14 +219,7 @@ def test_readiness_timeout_fails_and_leaves_no_tbot(
     assert "::group::tbot log (last lines)" in log
     assert job.outputs == {}
     assert job.runner_temp_entries() == []
-    assert not [p for p in standin_daemons() if job.env["RUNNER_TEMP"] in _cmdline(p)]
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
+    assert not daemons_of(job)
 
 
 def test_tbot_exiting_before_ready_shows_its_last_lines(
@@ -419,7 +416,7 @@ def test_cancelling_the_wait_stops_tbot_and_removes_the_config(daemon_job: Job) 
         deadline = time.monotonic() + 10
         mine: list[int] = []
         while not mine and time.monotonic() < deadline:
-            mine = [p for p in standin_daemons() if job.env["RUNNER_TEMP"] in _cmdline(p)]
+            mine = daemons_of(job)
             time.sleep(0.02)
         assert len(mine) == 1, lines
         step.send_signal(signal.SIGTERM)
@@ -475,7 +472,7 @@ def test_a_failed_publish_stops_the_daemon(
         "::error::Could not write to GITHUB_OUTPUT (/dev/full): No space left on device."
     ]
     # tbot was ready, then publishing failed: it is stopped, its log removed.
-    assert not [p for p in standin_daemons() if job.env["RUNNER_TEMP"] in _cmdline(p)]
+    assert not daemons_of(job)
     assert job.runner_temp_entries() == []
 
 

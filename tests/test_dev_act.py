@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from act_local.cli import main
 from act_local.view import LINKED, ViewError, make_view
 from act_local.workflows import scan, workflow_files
 from conftest import standin_daemons
+from echo_server import free_port
 from standin.install import install_standin
 from teleport_auth import __version__
 from teleport_auth.family import MEMBERS
@@ -89,12 +89,6 @@ def expected_props(helper: str, version: str = "16.4.2", **counts: int) -> dict[
     for kind in ("other", "database", "kubernetes", "application"):
         props[f"tbot.destinations_{kind}"] = str(counts.get(kind, 0))
     return props
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.mark.act

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from conftest import TBOT_KUBECONFIG_FILE
-from echo_server import EchoServer
+from echo_server import EchoServer, free_port
 from standin.harness import (
     Collector,
     Config,
@@ -41,12 +41,6 @@ LIMIT = 20.0
 # The daemon actions require tbot 18.6.4 (FACTS.md section 5); /wait needs it too.
 VERSION = "18.6.4"
 TUNNELS = ["database-tunnel", "application-tunnel", "application-proxy"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def refused(port: int) -> bool:
