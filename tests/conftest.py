@@ -17,6 +17,9 @@ import pytest
 
 from standin.install import install_standin
 
+# Fixtures shared by several modules (the stand-in, its bin directory, collectors).
+pytest_plugins = ("shared_fixtures",)
+
 REPO = Path(__file__).resolve().parent.parent
 
 # What real tbot writes into an identity output's directory, each file 0600

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from act_harness import ActRun, CollectorProcess, prepare_workspace, run_act, start_collector
+from act_harness import ActRun, CollectorProcess, prepare_workspace, run_act
 from fault_server import FaultServer
-from standin.install import install_standin
 from teleport_auth import __version__
 
 pytestmark = pytest.mark.act
@@ -21,22 +18,6 @@ pytestmark = pytest.mark.act
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return prepare_workspace(tmp_path_factory.mktemp("act-workspace"))
-
-
-@pytest.fixture(scope="module")
-def bin_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("bin")
-    install_standin(directory)
-    return directory
-
-
-@pytest.fixture
-def collector(tmp_path: Path) -> Iterator[CollectorProcess]:
-    running = start_collector(tmp_path, output=subprocess.DEVNULL)
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 def records(path: Path) -> list[dict[str, Any]]:
@@ -60,7 +41,7 @@ def assert_authenticated(run: ActRun) -> None:
 
 
 def test_opted_in_run_delivers_exactly_one_event(
-    workspace: Path, bin_dir: Path, collector: CollectorProcess, tmp_path: Path
+    workspace: Path, bin_dir: Path, collector_process: CollectorProcess, tmp_path: Path
 ) -> None:
     record = tmp_path / "tbot-record.jsonl"
     run = run_act(
@@ -68,14 +49,14 @@ def test_opted_in_run_delivers_exactly_one_event(
         bin_dir=bin_dir,
         telemetry="true",
         env={
-            "TELEPORT_ANONYMOUS_TELEMETRY_ADDRESS": collector.url,
+            "TELEPORT_ANONYMOUS_TELEMETRY_ADDRESS": collector_process.url,
             "STANDIN_TBOT_RECORD": str(record),
         },
     )
     assert_authenticated(run)
     assert "Anonymous telemetry is enabled." in run.log
     assert not run.warnings, run.warnings
-    [event] = collector.events()
+    [event] = collector_process.events()
     assert event["event"] == "tbot.start"
     assert event["properties"] == {
         "tbot.run_mode": "one-shot",
@@ -97,7 +78,7 @@ def test_opted_in_run_delivers_exactly_one_event(
 
 
 def test_opted_out_run_sends_nothing(
-    workspace: Path, bin_dir: Path, collector: CollectorProcess
+    workspace: Path, bin_dir: Path, collector_process: CollectorProcess
 ) -> None:
     run = run_act(
         workspace,
@@ -105,14 +86,14 @@ def test_opted_out_run_sends_nothing(
         telemetry="false",
         # Even with the job's own opt-in set, the explicit `false` input wins.
         env={
-            "TELEPORT_ANONYMOUS_TELEMETRY_ADDRESS": collector.url,
+            "TELEPORT_ANONYMOUS_TELEMETRY_ADDRESS": collector_process.url,
             "TELEPORT_ANONYMOUS_TELEMETRY": "1",
         },
     )
     assert_authenticated(run)
     assert "Anonymous telemetry is not enabled." in run.log
     assert "Anonymous telemetry event" not in run.log
-    assert collector.events() == []
+    assert collector_process.events() == []
 
 
 def test_hanging_endpoint_leaves_the_job_green(workspace: Path, bin_dir: Path) -> None:

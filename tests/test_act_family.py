@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +13,9 @@ from act_harness import (
     CollectorProcess,
     prepare_workspace,
     run_act,
-    start_collector,
 )
 from conftest import SESSION_MARKER, standin_daemons
 from echo_server import EchoServer, free_port
-from standin.install import install_standin
 from teleport_auth import __version__
 
 pytestmark = pytest.mark.act
@@ -30,26 +26,10 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return prepare_workspace(tmp_path_factory.mktemp("act-family"), FAMILY_WORKFLOW)
 
 
-@pytest.fixture(scope="module")
-def bin_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("bin")
-    install_standin(directory)
-    return directory
-
-
-@pytest.fixture
-def collector(tmp_path: Path) -> Iterator[CollectorProcess]:
-    running = start_collector(tmp_path, output=subprocess.DEVNULL)
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
 def run_member(
     workspace: Path,
     bin_dir: Path,
-    collector: CollectorProcess,
+    collector_process: CollectorProcess,
     job: str,
     extra_env: dict[str, str] | None = None,
 ) -> ActRun:
@@ -59,7 +39,7 @@ def run_member(
         telemetry="true",
         job=job,
         env={
-            "TELEPORT_ANONYMOUS_TELEMETRY_ADDRESS": collector.url,
+            "TELEPORT_ANONYMOUS_TELEMETRY_ADDRESS": collector_process.url,
             "STANDIN_TBOT_SESSION": SESSION_MARKER,
             "STANDIN_TBOT_MAX_LIFETIME": "120",
             **(extra_env or {}),
@@ -89,8 +69,8 @@ def assert_private(run: ActRun, files: set[str]) -> None:
     assert set(modes.values()) == {"600"}
 
 
-def test_k8s(workspace: Path, bin_dir: Path, collector: CollectorProcess) -> None:
-    run = run_member(workspace, bin_dir, collector, "k8s")
+def test_k8s(workspace: Path, bin_dir: Path, collector_process: CollectorProcess) -> None:
+    run = run_member(workspace, bin_dir, collector_process, "k8s")
     assert run.succeeded, run.log
     outputs = run.reported("output")
     destination = outputs["destination-dir"]
@@ -101,14 +81,14 @@ def test_k8s(workspace: Path, bin_dir: Path, collector: CollectorProcess) -> Non
     [context] = [line for line in run.step_lines if line.startswith("context ")]
     assert "demo-cluster" in context
     assert_private(run, {"kubeconfig.yaml", "identity", "tlscert", "key"})
-    [event] = collector.events()
+    [event] = collector_process.events()
     assert event["properties"] == expected_event(
         "gha:teleport-actions/auth-k8s", "one-shot", kubernetes=1
     )
 
 
-def test_application(workspace: Path, bin_dir: Path, collector: CollectorProcess) -> None:
-    run = run_member(workspace, bin_dir, collector, "application")
+def test_application(workspace: Path, bin_dir: Path, collector_process: CollectorProcess) -> None:
+    run = run_member(workspace, bin_dir, collector_process, "application")
     assert run.succeeded, run.log
     outputs = run.reported("output")
     destination = outputs["destination-dir"]
@@ -116,20 +96,20 @@ def test_application(workspace: Path, bin_dir: Path, collector: CollectorProcess
     assert outputs["key-file"] == f"{destination}/key"
     assert outputs["identity-file"] == f"{destination}/identity"
     assert_private(run, {"tlscert", "key", "identity"})
-    [event] = collector.events()
+    [event] = collector_process.events()
     assert event["properties"] == expected_event(
         "gha:teleport-actions/auth-application", "one-shot", application=1
     )
 
 
 def test_database_tunnel_serves_a_later_step(
-    workspace: Path, bin_dir: Path, collector: CollectorProcess
+    workspace: Path, bin_dir: Path, collector_process: CollectorProcess
 ) -> None:
     with EchoServer() as echo:
         run = run_member(
             workspace,
             bin_dir,
-            collector,
+            collector_process,
             "database-tunnel",
             {"STANDIN_TBOT_VERSION": "18.6.4", "STANDIN_TBOT_BACKEND": echo.hostport},
         )
@@ -140,7 +120,7 @@ def test_database_tunnel_serves_a_later_step(
     outputs = run.reported("output")
     assert outputs["database-tunnel-uri"] == f"tcp://127.0.0.1:{outputs['database-tunnel-port']}"
     assert run.reported("mode")["log-path"] == "600"
-    [event] = collector.events()
+    [event] = collector_process.events()
     assert event["properties"] == expected_event(
         "gha:teleport-actions/database-tunnel", "daemon", other=1
     )
@@ -150,17 +130,17 @@ def test_database_tunnel_serves_a_later_step(
 
 @pytest.mark.parametrize("job", ["application-tunnel", "application-proxy"])
 def test_other_daemon_members_send_their_event(
-    workspace: Path, bin_dir: Path, collector: CollectorProcess, job: str
+    workspace: Path, bin_dir: Path, collector_process: CollectorProcess, job: str
 ) -> None:
     with EchoServer() as echo:
         run = run_member(
             workspace,
             bin_dir,
-            collector,
+            collector_process,
             job,
             {"STANDIN_TBOT_VERSION": "18.6.4", "STANDIN_TBOT_BACKEND": echo.hostport},
         )
     assert run.succeeded, run.log
     assert run.reported("output")[f"{job}-uri"].startswith("tcp://127.0.0.1:")
-    [event] = collector.events()
+    [event] = collector_process.events()
     assert event["properties"] == expected_event(f"gha:teleport-actions/{job}", "daemon", other=1)

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +28,6 @@ from standin.harness import (
     Config,
     Standin,
     action_config,
-    clean_env,
-    collector,
     enable_telemetry,
     error_lines,
     mode,
@@ -42,22 +40,6 @@ IDENTITY_FILES = TBOT_IDENTITY_FILES
 SSH_FILES = TBOT_SSH_FILES
 TELEMETRY_DOCS = "https://goteleport.com/docs/reference/machine-id/telemetry/"
 HELPER = "gha:teleport-actions/auth"
-
-
-@pytest.fixture(scope="session")
-def tbot_exe(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return install_standin(tmp_path_factory.mktemp("bin"))
-
-
-@pytest.fixture
-def standin(tbot_exe: Path, tmp_path: Path) -> Standin:
-    return Standin(tbot_exe, clean_env(), tmp_path)
-
-
-@pytest.fixture(name="collector")
-def collector_fixture() -> Iterator[Collector]:
-    with collector() as endpoint:
-        yield endpoint
 
 
 # --- version and CLI ---------------------------------------------------------------

@@ -26,14 +26,11 @@ from standin.harness import (
     Collector,
     Config,
     Standin,
-    clean_env,
-    collector,
     directory,
     enable_telemetry,
     error_lines,
     tunnel_config,
 )
-from standin.install import install_standin
 from teleport_auth._proto.prehog.v1alpha import tbot_pb2
 
 # Generous bounds for a loaded machine; nothing waits this long when all is well.
@@ -122,14 +119,9 @@ class Daemon:
 StartDaemon = Callable[..., Daemon]
 
 
-@pytest.fixture(scope="session")
-def tbot_exe(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return install_standin(tmp_path_factory.mktemp("bin"))
-
-
 @pytest.fixture
-def standin(tbot_exe: Path, tmp_path: Path) -> Standin:
-    standin = Standin(tbot_exe, clean_env(), tmp_path)
+def standin(standin: Standin) -> Standin:
+    # The shared stand-in, set up for daemons.
     standin.env.update(
         STANDIN_TBOT_VERSION=VERSION,
         STANDIN_TBOT_READY_DELAY="0",
@@ -497,12 +489,6 @@ def test_outputs_are_written_before_it_is_ready(
     _, body = daemon.get("/readyz")
     assert set(json.loads(body)["services"]) == {"kubernetes-output-1", "application-tunnel-1"}
     assert daemon.stop() == 0
-
-
-@pytest.fixture(name="collector")
-def collector_fixture() -> Iterator[Collector]:
-    with collector() as endpoint:
-        yield endpoint
 
 
 def test_telemetry_reports_a_daemon(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import copy
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,32 +29,13 @@ from standin.harness import (
     Config,
     Standin,
     base_config,
-    clean_env,
-    collector,
     enable_telemetry,
     error_lines,
     mode,
     output_config,
     tunnel_config,
 )
-from standin.install import install_standin
 from teleport_auth._proto.prehog.v1alpha import tbot_pb2
-
-
-@pytest.fixture(scope="session")
-def tbot_exe(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return install_standin(tmp_path_factory.mktemp("bin"))
-
-
-@pytest.fixture
-def standin(tbot_exe: Path, tmp_path: Path) -> Standin:
-    return Standin(tbot_exe, clean_env(), tmp_path)
-
-
-@pytest.fixture(name="collector")
-def collector_fixture() -> Iterator[Collector]:
-    with collector() as endpoint:
-        yield endpoint
 
 
 def is_pem(text: str, label: str) -> bool:
