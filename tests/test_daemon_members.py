@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import REPO, Job, assert_token_only_in_add_mask, standin_daemons
+from conftest import REPO, Job, assert_token_never_printed, standin_daemons
 from echo_server import EchoServer, free_port
 from teleport_auth.config import build_config, to_file_text
 from teleport_auth.family import member
@@ -109,7 +109,7 @@ def run_member(job: Job, case: Case, capsys: pytest.CaptureFixture[str]) -> tupl
     job.env |= {env_name(name): value for name, value in case.own_inputs.items()}
     code = main([case.key])
     log = capsys.readouterr().out
-    assert_token_only_in_add_mask(log)
+    assert_token_never_printed(log)
     if "tbot-pid" in job.outputs:
         (job.root / "tbot-pid").write_text(job.outputs["tbot-pid"])
     return code, log
@@ -215,7 +215,10 @@ def test_readiness_timeout_fails_and_leaves_no_tbot(
     job.env |= {"STANDIN_TBOT_READY_DELAY": "30", "INPUT_TIMEOUT_MS": "500"}
     code, log = run_member(job, CASES[0], capsys)
     assert code == 1
-    assert errors(log) == ["::error::tbot was not ready within 500 ms (timeout-ms)"]
+    assert errors(log) == [
+        "::error::tbot was not ready within 500 ms (input 'timeout-ms', default 30000); raise it "
+        "if tbot needs longer to join and start its service"
+    ]
     assert "::group::tbot log (last lines)" in log
     assert job.outputs == {}
     assert job.runner_temp_entries() == []

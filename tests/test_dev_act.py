@@ -23,7 +23,7 @@ from act_local.workflows import scan, workflow_files
 from conftest import standin_daemons
 from echo_server import free_port
 from standin.install import install_standin
-from teleport_auth import __version__
+from teleport_auth import HELPER_VERSION
 from teleport_auth.family import MEMBERS
 from throwaway_repo import CLUSTER, TOKEN, make_repo
 
@@ -84,7 +84,7 @@ def expected_props(helper: str, version: str = "16.4.2", **counts: int) -> dict[
         "tbot.version": version,
         "tbot.join_type": "github",
         "tbot.helper": helper,
-        "tbot.helper_version": __version__,
+        "tbot.helper_version": HELPER_VERSION,
     }
     for kind in ("other", "database", "kubernetes", "application"):
         props[f"tbot.destinations_{kind}"] = str(counts.get(kind, 0))

@@ -17,7 +17,7 @@ from conftest import (
     TBOT_KUBERNETES_FILES,
     TBOT_SSH_FILES,
     Job,
-    assert_token_only_in_add_mask,
+    assert_token_never_printed,
 )
 from teleport_auth.config import build_config, to_file_text
 from teleport_auth.family import MEMBERS, member
@@ -231,7 +231,7 @@ def run_member(job: Job, case: Case, capsys: pytest.CaptureFixture[str]) -> tupl
     code = main(case.argv)
     captured = capsys.readouterr()
     log = captured.out + captured.err
-    assert_token_only_in_add_mask(log)
+    assert_token_never_printed(log)
     return code, log
 
 

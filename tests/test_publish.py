@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Job, assert_token_only_in_add_mask
+from conftest import Job, assert_token_never_printed
 from teleport_auth.gha import md_literal
 from teleport_auth.main import main
 
@@ -19,7 +19,7 @@ def run_step(capsys: pytest.CaptureFixture[str], argv: list[str] | None = None) 
     code = main(argv or [])
     captured = capsys.readouterr()
     log = captured.out + captured.err
-    assert_token_only_in_add_mask(log)
+    assert_token_never_printed(log)
     return code, log
 
 

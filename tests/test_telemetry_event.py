@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 import uuid
 from typing import Any
 
 import pytest
 from google.protobuf import json_format
 
-from teleport_auth import HELPER_NAME, __version__
+from teleport_auth import HELPER_NAME, HELPER_VERSION, __version__
 from teleport_auth._proto.prehog.v1alpha import tbot_pb2
 from teleport_auth.telemetry import HELPER_ENV, HELPER_VERSION_ENV
 from teleport_auth.telemetry.event import build_event, count_destinations, event_json, rfc3339
@@ -24,7 +25,7 @@ from teleport_auth.telemetry.wire import encode, to_message
 ONE_SHOT = "RUN_MODE_ONE_SHOT"
 DAEMON = "RUN_MODE_DAEMON"
 NOW = datetime.datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=datetime.timezone.utc)
-HELPER_ENVIRONMENT = {HELPER_ENV: HELPER_NAME, HELPER_VERSION_ENV: __version__}
+HELPER_ENVIRONMENT = {HELPER_ENV: HELPER_NAME, HELPER_VERSION_ENV: HELPER_VERSION}
 
 
 def _config(
@@ -52,7 +53,7 @@ def _expected(
     *,
     run_mode: str = ONE_SHOT,
     helper: str = HELPER_NAME,
-    helper_version: str = __version__,
+    helper_version: str = HELPER_VERSION,
     join_type: str = "github",
     other: int = 0,
     database: int = 0,
@@ -90,24 +91,24 @@ def _expected(
             _expected(other=3),
             id="newer-output-types-are-other",
         ),
-        # The family's daemon members: each entry under `services:` is one
-        # destination, and a tunnel or proxy counts as "other" (FACTS §3).
+        # The family's daemon members: tbot counts `outputs:` entries only, so
+        # a config with services alone reports 0 in every counter.
         pytest.param(
             _config(services=("database-tunnel",), oneshot=False),
             HELPER_ENVIRONMENT,
-            _expected(run_mode=DAEMON, other=1),
+            _expected(run_mode=DAEMON),
             id="database-tunnel",
         ),
         pytest.param(
             _config(services=("application-tunnel",), oneshot=False),
             HELPER_ENVIRONMENT,
-            _expected(run_mode=DAEMON, other=1),
+            _expected(run_mode=DAEMON),
             id="application-tunnel",
         ),
         pytest.param(
             _config(services=("application-proxy",), oneshot=False),
             HELPER_ENVIRONMENT,
-            _expected(run_mode=DAEMON, other=1),
+            _expected(run_mode=DAEMON),
             id="application-proxy",
         ),
         pytest.param(
@@ -117,8 +118,8 @@ def _expected(
                 services=("database-tunnel", "application-tunnel", "application-proxy"),
             ),
             HELPER_ENVIRONMENT,
-            _expected(other=4, database=1),
-            id="outputs-and-services-together",
+            _expected(other=1, database=1),
+            id="services-beside-outputs-not-counted",
         ),
         pytest.param(
             _config("identity"),
@@ -181,9 +182,11 @@ def test_event_fields(
     ],
 )
 def test_every_entry_counts_once_even_when_odd(entries: dict[str, Any]) -> None:
-    # Not something the action writes; whatever the shape, an entry is one "other".
+    # Not something the action writes; whatever its shape, an output is one
+    # "other", and services are never counted.
     counts = count_destinations(entries)
-    listed = sum(len(v) for v in entries.values() if isinstance(v, list))
+    outputs = entries.get("outputs")
+    listed = len(outputs) if isinstance(outputs, list) else 0
     assert counts == {
         "destinations_other": listed,
         "destinations_database": 0,
@@ -320,3 +323,40 @@ def test_event_carries_nothing_but_the_schema() -> None:
         assert canary.encode() not in wire
     message = tbot_pb2.SubmitTbotEventRequest.FromString(wire)
     assert [f.name for f, _ in message.ListFields()] == ["distinct_id", "timestamp", "start"]
+
+
+# Every helper_version an original action has reported: auth 1.1.0-2.1.2,
+# auth-k8s and auth-application 1.1.0-2.0.6, the tunnels and the proxy 1.0.0-1.0.1.
+def _versions(first: tuple[int, int, int], last: tuple[int, int, int]) -> set[str]:
+    return {
+        f"{major}.{minor}.{patch}"
+        for major in range(first[0], last[0] + 1)
+        for minor in range(10)
+        for patch in range(10)
+        if first <= (major, minor, patch) <= last
+    }
+
+
+ORIGINALS_REPORTED = _versions((1, 1, 0), (2, 1, 2)) | _versions((1, 0, 0), (1, 0, 1))
+SEMVER = re.compile(
+    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-[0-9A-Za-z.-]+)?\+([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)$"
+)
+
+
+def test_helper_version_names_this_implementation() -> None:
+    # Semantic-version build metadata on our version: never a version any original
+    # reported, and the same precedence as ours (build metadata is ignored when
+    # versions are compared).
+    match = SEMVER.match(HELPER_VERSION)
+    assert match is not None, HELPER_VERSION
+    assert HELPER_VERSION.split("+")[0] == __version__
+    assert match.group(4) == "python"
+    assert HELPER_VERSION not in ORIGINALS_REPORTED
+    event = build_event(
+        tbot_version="16.4.2",
+        config=_config("identity"),
+        env={HELPER_ENV: HELPER_NAME, HELPER_VERSION_ENV: HELPER_VERSION},
+        now=NOW,
+    )
+    assert event["start"]["helper_version"] == "1.0.0+python"

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from fault_server import FaultServer, clear_proxy_environment, held_refused_port
-from teleport_auth import HELPER_NAME, __version__
+from teleport_auth import HELPER_NAME, HELPER_VERSION
 from teleport_auth._proto.prehog.v1alpha import tbot_pb2
 from teleport_auth.telemetry import HELPER_ENV, HELPER_VERSION_ENV, connect, wire
 from teleport_auth.telemetry.event import build_event, event_json
@@ -36,7 +36,7 @@ PRINTED = event_json(
     build_event(
         tbot_version="16.4.2",
         config=CONFIG,
-        env={HELPER_ENV: HELPER_NAME, HELPER_VERSION_ENV: __version__},
+        env={HELPER_ENV: HELPER_NAME, HELPER_VERSION_ENV: HELPER_VERSION},
     )
 )
 
@@ -394,7 +394,7 @@ def test_nothing_identifying_reaches_the_wire(monkeypatch: pytest.MonkeyPatch) -
     }
     for name, value in canaries.items():
         monkeypatch.setenv(name, value)
-    env = {**os.environ, HELPER_ENV: HELPER_NAME, HELPER_VERSION_ENV: __version__}
+    env = {**os.environ, HELPER_ENV: HELPER_NAME, HELPER_VERSION_ENV: HELPER_VERSION}
     config = {
         **CONFIG,
         "proxy_server": "canary-proxy.example:443",

@@ -17,10 +17,7 @@ from teleport_auth.run_context import (
 )
 from teleport_auth.tbot import tbot_env
 
-_LOG_HINT = (
-    "tbot's last lines are in the `tbot log` group of the step's log. A missing "
-    "`ACTIONS_ID_TOKEN_REQUEST_URL` means the job lacks `permissions: id-token: write`."
-)
+_LOG_HINT = "tbot's log is in the `tbot log` group of the step's log."
 
 
 def _show_log(running: daemon.Daemon) -> None:

@@ -29,6 +29,8 @@ STOP_GRACE_SECONDS = 5.0
 # service to answer at all (tbot has read its config by then), to remove the config.
 CONFIG_READ_SECONDS = 10.0
 LOG_NAME = "tbot.log"
+# The originals' default for the input 'timeout-ms', named in the timeout error.
+DEFAULT_TIMEOUT_MS = 30000
 
 
 class NotReady(ActionFailure):
@@ -124,7 +126,11 @@ def wait_ready(daemon: Daemon, timeout_ms: int) -> float:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             stop(daemon)
-            raise NotReady(f"tbot was not ready within {timeout_ms} ms (timeout-ms)")
+            raise NotReady(
+                f"tbot was not ready within {timeout_ms} ms (input 'timeout-ms', default "
+                f"{DEFAULT_TIMEOUT_MS}); raise it if tbot needs longer to join and start its "
+                "service"
+            )
         if _get(daemon.diag_addr, "/wait", min(remaining, 1.0)) == 200:
             return time.monotonic() - started
         if _exited(daemon, min(POLL_SECONDS, deadline - time.monotonic())):

@@ -61,6 +61,10 @@ def debug(message: str) -> None:
     _command("debug", message)
 
 
+def notice(message: str) -> None:
+    _command("notice", message)
+
+
 def warning(message: str, title: str = "") -> None:
     _command("warning", message, {"title": title} if title else None)
 

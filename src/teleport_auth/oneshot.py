@@ -39,12 +39,12 @@ def run_oneshot(context: Context) -> tuple[Published, str]:
     telemetry = finish_telemetry(reporter, telemetry, tbot_succeeded=result.exit_code == 0)
     gha.debug(f"tbot ran for {result.seconds * 1000:.0f} ms")
     if result.exit_code != 0:
-        detail = f": {result.last_error}" if result.last_error else ""
+        # tbot's own error may name the join token; a message of ours never does.
+        last_error = result.last_error.replace(context.inputs.token, "<join token>")
+        detail = f": {last_error}" if last_error else ""
         raise ActionFailure(
             f"tbot {describe_exit(result.exit_code)}{detail}",
             exit_code=step_exit_code(result.exit_code),
-            hint="The tbot output is in the `tbot start` group of the step's log. "
-            "A missing `ACTIONS_ID_TOKEN_REQUEST_URL` means the job lacks "
-            "`permissions: id-token: write`.",
+            hint="The tbot output is in the `tbot start` group of the step's log.",
         )
     return context.member.publish(context.own, context.inputs, context.workdir), telemetry

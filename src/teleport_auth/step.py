@@ -5,38 +5,34 @@ from __future__ import annotations
 import shutil
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from teleport_auth import __version__, cancel, gha
+from teleport_auth import HELPER_VERSION, cancel, gha
 from teleport_auth.family import member as find_member
 from teleport_auth.family.spec import Member, Published, Version
 from teleport_auth.gha import ActionFailure
-from teleport_auth.inputs import Inputs, raw_input, read_inputs, telemetry_consent
+from teleport_auth.inputs import Inputs, read_inputs, telemetry_consent
 from teleport_auth.oneshot import run_oneshot
 from teleport_auth.run_context import Context, make_private_dir
 from teleport_auth.runner_files import RunnerFiles
-from teleport_auth.tbot import TbotVersion, find_tbot, read_version
+from teleport_auth.tbot import SETUP_HINT, TbotVersion, find_tbot, read_version
 from teleport_auth.telemetry import HELPER_ENV, HELPER_VERSION_ENV, consent_line
 
-if TYPE_CHECKING:
-    pass
-
-SETUP_HINT = (
-    "Install tbot before this step, for example with "
-    "[`teleport-actions/setup`](https://github.com/teleport-actions/setup)."
-)
-_TELEMETRY_BROKEN = (
-    "Anonymous telemetry failed inside the action ({error}); nothing more is sent. "
-    "Authentication is not affected."
-)
+# GitHub gives a job these only with `permissions: id-token: write`; without them
+# tbot's GitHub join fails ("ACTIONS_ID_TOKEN_REQUEST_URL environment variable missing").
+OIDC_VARIABLES = ("ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKEN")
 
 
-def mask_user_values(env: Mapping[str, str]) -> None:
-    # Before anything else is printed: the token and the proxy never show in the log.
-    for name in ("token", "proxy"):
-        value = raw_input(env, name).strip()
-        if value:
-            gha.add_mask(value)
+def check_oidc(env: Mapping[str, str]) -> None:
+    """Fail before tbot starts when the job cannot get an OIDC token to join with."""
+    missing = [name for name in OIDC_VARIABLES if not env.get(name)]
+    if missing:
+        raise ActionFailure(
+            f"This job cannot get a GitHub OIDC token ({' and '.join(missing)} not set), "
+            "which tbot needs to join: give the job `permissions: id-token: write` (in the "
+            "workflow or the job; a job that sets `permissions:` gets only what it lists). "
+            "Pull requests from forks get no OIDC token at all.",
+        )
 
 
 def _member(key: str) -> Member[Any]:
@@ -100,13 +96,15 @@ def _exported(member: Member[Any], inputs: Inputs) -> str:
 
 
 def run(env: MutableMapping[str, str], member_key: str = "") -> int:
-    mask_user_values(env)
     member = _member(member_key)
     inputs = read_inputs(env)
     own = member.read(env)
+    for message in inputs.notices:
+        gha.notice(message)
     for message in (*inputs.warnings, *member.warnings(own)):
         gha.warning(message)
     temp = _runner_temp(env)
+    check_oidc(env)
     consent = telemetry_consent(env)
     if consent.warning:
         gha.warning(consent.warning, title="Anonymous telemetry")
@@ -114,7 +112,7 @@ def run(env: MutableMapping[str, str], member_key: str = "") -> int:
 
     # The helper fields, set where tbot and our event both read them.
     env[HELPER_ENV] = member.helper
-    env[HELPER_VERSION_ENV] = __version__
+    env[HELPER_VERSION_ENV] = HELPER_VERSION
 
     tbot = find_tbot(env)
     version = read_version(tbot, env)

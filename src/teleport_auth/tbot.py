@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from teleport_auth import HELPER_NAME, __version__, cancel, gha
+from teleport_auth import HELPER_NAME, HELPER_VERSION, cancel, gha
 from teleport_auth.cancel import Cancelled
 from teleport_auth.gha import ActionFailure
 from teleport_auth.relay import LineRelay
@@ -29,7 +29,7 @@ _ERROR_LINE = re.compile(r"^ERROR:\s*(?P<message>.*\S)")
 
 # Variables left over from an earlier auth step clash with our config: tbot refuses to start.
 _DROPPED_FROM_TBOT_ENV = ("TELEPORT_PROXY", "TELEPORT_AUTH_SERVER")
-_SETUP_HINT = (
+SETUP_HINT = (
     "Install tbot before this step, for example with "
     "[`teleport-actions/setup`](https://github.com/teleport-actions/setup)."
 )
@@ -80,7 +80,7 @@ def find_tbot(env: Mapping[str, str]) -> str:
     if path is None:
         raise ActionFailure(
             "tbot was not found on PATH. Install it first with teleport-actions/setup.",
-            hint=_SETUP_HINT,
+            hint=SETUP_HINT,
         )
     return path
 
@@ -98,7 +98,7 @@ def read_version(tbot: str, env: Mapping[str, str]) -> TbotVersion:
             check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ActionFailure(f"Could not run `tbot version`: {exc}", hint=_SETUP_HINT) from None
+        raise ActionFailure(f"Could not run `tbot version`: {exc}", hint=SETUP_HINT) from None
     try:
         return parse_version(done.stdout)
     except ValueError:
@@ -106,7 +106,7 @@ def read_version(tbot: str, env: Mapping[str, str]) -> TbotVersion:
         raise ActionFailure(
             f"Could not read the version of tbot from `tbot version` (exit code "
             f"{done.returncode}, first line {first[:120]!r}).",
-            hint=_SETUP_HINT,
+            hint=SETUP_HINT,
         ) from None
 
 
@@ -124,7 +124,7 @@ def tbot_env(env: Mapping[str, str]) -> dict[str, str]:
     result[OPT_IN_ENV] = "0"
     # The member's helper fields, as the step set them (auth's when called alone).
     result[HELPER_ENV] = env.get(HELPER_ENV) or HELPER_NAME
-    result[HELPER_VERSION_ENV] = env.get(HELPER_VERSION_ENV) or __version__
+    result[HELPER_VERSION_ENV] = env.get(HELPER_VERSION_ENV) or HELPER_VERSION
     return result
 
 
@@ -173,7 +173,7 @@ def run_start(tbot: str, config_path: Path, env: Mapping[str, str], *, debug: bo
                 stderr=subprocess.STDOUT,
             )
         except OSError as exc:
-            raise ActionFailure(f"Could not start tbot: {exc}", hint=_SETUP_HINT) from None
+            raise ActionFailure(f"Could not start tbot: {exc}", hint=SETUP_HINT) from None
         _supervise(proc, output)
     return RunResult(proc.returncode, output.last_error, time.monotonic() - started)
 

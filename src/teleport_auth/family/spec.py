@@ -115,7 +115,8 @@ def directory_destination(path: Path) -> dict[str, str]:
 SHARED_INPUTS = (
     InputSpec(
         "proxy",
-        "Address of the Teleport Proxy, as host[:port] (e.g. tele.example.com:443).",
+        "Address of the Teleport Proxy, as host[:port] (e.g. tele.example.com:443); an "
+        "https:// URL such as https://tele.example.com:443/ is taken as its host[:port].",
         required=True,
     ),
     InputSpec(

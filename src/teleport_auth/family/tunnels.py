@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from teleport_auth.daemon import DEFAULT_TIMEOUT_MS
 from teleport_auth.family.spec import Daemon, Entry, InputSpec, Member, OutputSpec, Published
 from teleport_auth.inputs import (
     InputError,
@@ -25,8 +26,7 @@ from teleport_auth.inputs import (
     validate_resource_name,
 )
 
-# The originals' defaults (FACTS §5).
-DEFAULT_TIMEOUT_MS = 30000
+# The originals' defaults.
 DEFAULT_DIAG_PORT = 57263
 # The services these members configure appeared in tbot 18.6.4 (as the originals require).
 MIN_TBOT = (18, 6, 4)

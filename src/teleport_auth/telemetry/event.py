@@ -42,23 +42,23 @@ _OWN_COUNTER = {
 
 
 def count_destinations(config: Mapping[str, Any]) -> dict[str, int]:
-    """The four counters, as tbot counts them (FACTS §3).
+    """The four counters, as tbot counts them.
 
-    Every configured entry is one destination. Current tbot keeps outputs and
-    services in one list, so the entries under ``services:`` (database and
-    application tunnels, the application proxy) are counted by the same rule:
-    their types have no counter of their own, so they count as "other", as do
-    identity, ``kubernetes/v2``, ``ssh_host`` and the SPIFFE outputs.
+    tbot (``tool/tbot/anonymous_telemetry.go``) iterates the config's
+    ``outputs`` only: each entry is one destination, application, database and
+    kubernetes outputs in their own counter, every other type (identity,
+    ``kubernetes/v2``, ``ssh_host``, SPIFFE ...) as "other". Entries under
+    ``services:`` (database and application tunnels, the application proxy) are
+    not counted at all, so a tunnel member's event has 0 in every counter.
     """
     counts = dict.fromkeys(COUNT_FIELDS, 0)
-    for section in ("outputs", "services"):
-        entries = config.get(section)
-        if not isinstance(entries, list):
-            continue
-        for entry in entries:
-            kind = entry.get("type") if isinstance(entry, Mapping) else None
-            field = _OWN_COUNTER.get(kind) if isinstance(kind, str) else None
-            counts[field or "destinations_other"] += 1
+    entries = config.get("outputs")
+    if not isinstance(entries, list):
+        return counts
+    for entry in entries:
+        kind = entry.get("type") if isinstance(entry, Mapping) else None
+        field = _OWN_COUNTER.get(kind) if isinstance(kind, str) else None
+        counts[field or "destinations_other"] += 1
     return counts
 
 
