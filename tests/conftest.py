@@ -23,7 +23,7 @@ pytest_plugins = ("shared_fixtures",)
 REPO = Path(__file__).resolve().parent.parent
 
 # What real tbot writes into an identity output's directory, each file 0600
-# (FACTS §2): the oracle for the stand-in's tests and the action's.
+# (docs/compatibility.md, tbot: files): the oracle for the stand-in's tests and the action's.
 TBOT_IDENTITY_FILES = frozenset(
     {
         "identity",

@@ -17,7 +17,7 @@ from teleport_auth.family.spec import Member
 from teleport_auth.inputs import env_name
 
 SHARED = {"proxy", "token", "certificate-ttl", "anonymous-telemetry", "ca-pins", "disable-env-vars"}
-# The originals' interfaces (FACTS §1 and §5): own inputs, outputs.
+# The originals' interfaces (docs/compatibility.md, the original actions): own inputs, outputs.
 ORIGINALS: dict[str, tuple[str, set[str], set[str]]] = {
     "auth": ("action.yml", {"allow-reissue"}, {"identity-file", "ssh-config", "destination-dir"}),
     "k8s": (

@@ -35,7 +35,7 @@ STEP = [sys.executable, "-I", "-S", "-X", "utf8", str(REPO / "src" / "run_action
 class Case:
     key: str
     own_inputs: dict[str, str]
-    # The original's service entry for these inputs (FACTS §5), without listen.
+    # The original's service entry for these inputs (docs/compatibility.md), without listen.
     service: dict[str, Any]
 
 

@@ -42,3 +42,26 @@ def test_readme_lists_every_member(key: str) -> None:
     [member] = [m for m in MEMBERS if m.key == key]
     assert f"`{member.uses}@v1`" in README
     assert f"`{member.original}`" in README
+
+
+# Documents a reader of this repository cannot open (the team's notes outside it).
+_OUTSIDE = re.compile("FAC" + r"TS(\.md)?\b")  # spelt in two so this line is no match
+_TEXT_SUFFIXES = {".py", ".md", ".yml", ".yaml", ".toml", ".sh", ".js", ".in", ""}
+
+
+def test_no_comment_points_outside_the_repository() -> None:
+    import subprocess
+
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split()
+    found = []
+    for name in tracked:
+        path = REPO / name
+        if path.suffix not in _TEXT_SUFFIXES or not path.is_file():
+            continue
+        text = path.read_text(errors="replace")
+        found += [
+            f"{name}:{n}" for n, line in enumerate(text.splitlines(), 1) if _OUTSIDE.search(line)
+        ]
+    assert found == [], "point at docs/compatibility.md instead"

@@ -31,7 +31,8 @@ PIN = "sha256:" + "0f" * 32
 
 
 def base(outputs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The originals' shared base config (FACTS §1, §5) for proxy tele.example.com:443, token t."""
+    """The originals' shared base config for proxy tele.example.com:443, token t
+    (docs/compatibility.md, the original actions)."""
     return {
         "version": "v2",
         "proxy_server": "tele.example.com:443",
@@ -52,7 +53,7 @@ class Case:
 
     key: str
     own_inputs: dict[str, str]
-    # The original's config for these inputs (its TypeScript source, FACTS §5).
+    # The original's config for these inputs (its TypeScript source; docs/compatibility.md).
     original_config: dict[str, Any]
     # Output name -> file name inside destination-dir ("" for the directory itself).
     outputs: dict[str, str]

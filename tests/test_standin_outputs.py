@@ -1,6 +1,6 @@
 """The stand-in's kubernetes and application outputs, services config, and lenient decoding.
 
-Oracles: the file sets in conftest.py (FACTS.md section 2) and, for the kubeconfig,
+Oracles: the file sets in conftest.py (docs/compatibility.md, tbot: files) and, for the kubeconfig,
 the shape kubectl loads (clusters, contexts and users that reference each other,
 and credential files that exist).
 """

@@ -34,7 +34,7 @@ def _config(
     oneshot: Any = True,
     join_method: str = "github",
 ) -> dict[str, Any]:
-    """A config shaped like the ones the family writes (FACTS §1, §5)."""
+    """A config shaped like the ones the family writes (docs/compatibility.md)."""
     return {
         "version": "v2",
         "proxy_server": "tele.example.com:443",

@@ -1,4 +1,5 @@
-"""The sender trusts what the machine trusts (FACTS §2), as tbot does, and nothing more.
+"""The sender trusts what the machine trusts, as tbot does, and nothing more
+(docs/compatibility.md, tbot).
 
 A private CA stands in for a TLS-inspecting proxy's CA: installed in the
 "system" store through SSL_CERT_FILE / SSL_CERT_DIR (which OpenSSL's default
