@@ -426,7 +426,7 @@ def test_every_member_is_counted_as_tbot_counts_it(key: str, tmp_path: Path) -> 
         build_config(inputs, found.entry(own, tmp_path), oneshot=found.oneshot), tmp_path
     )
     written = yaml.safe_load(path.read_text(encoding="utf-8"))
-    start = build_event(tbot_version="18.6.4", config=written, env={})["start"]
+    start = build_event(tbot_version="18.6.4", config=written)["start"]
 
     run_mode, nonzero = MEMBER_COUNTS[key]
     assert start["run_mode"] == run_mode

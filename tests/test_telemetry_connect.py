@@ -46,7 +46,6 @@ def _request() -> tbot_pb2.SubmitTbotEventRequest:
             "onboarding": {"join_method": "github"},
             "outputs": [{"type": "identity"}],
         },
-        env={},
         distinct_id="00000000-0000-4000-8000-000000000000",
         now=datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc),
     )

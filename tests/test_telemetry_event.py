@@ -18,14 +18,13 @@ from google.protobuf import json_format
 
 from teleport_auth import HELPER_NAME, HELPER_VERSION, __version__
 from teleport_auth._proto.prehog.v1alpha import tbot_pb2
-from teleport_auth.telemetry import HELPER_ENV, HELPER_VERSION_ENV
 from teleport_auth.telemetry.event import build_event, count_destinations, event_json, rfc3339
 from teleport_auth.telemetry.wire import encode, to_message
 
 ONE_SHOT = "RUN_MODE_ONE_SHOT"
 DAEMON = "RUN_MODE_DAEMON"
 NOW = datetime.datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=datetime.timezone.utc)
-HELPER_ENVIRONMENT = {HELPER_ENV: HELPER_NAME, HELPER_VERSION_ENV: HELPER_VERSION}
+HELPER_ENVIRONMENT = {"helper": HELPER_NAME, "helper_version": HELPER_VERSION}
 
 
 def _config(
@@ -129,7 +128,7 @@ def _expected(
         ),
         pytest.param(
             _config("identity"),
-            {HELPER_VERSION_ENV: "9.9.9"},
+            {"helper_version": "9.9.9"},
             _expected(other=1, helper="", helper_version=""),
             id="helper-version-without-helper",
         ),
@@ -162,7 +161,7 @@ def _expected(
 def test_event_fields(
     config: dict[str, Any], env: dict[str, str], expected: dict[str, Any]
 ) -> None:
-    event = build_event(tbot_version="16.4.2", config=config, env=env, distinct_id="id", now=NOW)
+    event = build_event(tbot_version="16.4.2", config=config, **env, distinct_id="id", now=NOW)
     assert event["start"] == expected
     # The same values reach the message that is sent.
     start = to_message(event_json(event)).start
@@ -197,13 +196,13 @@ def test_every_entry_counts_once_even_when_odd(entries: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("raw", ["16.4.2", "v16.4.2", " v16.4.2\n"])
 def test_version_has_no_leading_v(raw: str) -> None:
-    event = build_event(tbot_version=raw, config=_config("identity"), env={}, now=NOW)
+    event = build_event(tbot_version=raw, config=_config("identity"), now=NOW)
     assert event["start"]["version"] == "16.4.2"
 
 
 def test_distinct_id_is_a_fresh_uuid_per_event() -> None:
-    first = build_event(tbot_version="16.4.2", config=_config("identity"), env={})
-    second = build_event(tbot_version="16.4.2", config=_config("identity"), env={})
+    first = build_event(tbot_version="16.4.2", config=_config("identity"))
+    second = build_event(tbot_version="16.4.2", config=_config("identity"))
 
     assert uuid.UUID(first["distinct_id"]).version == 4
     assert first["distinct_id"] != second["distinct_id"]
@@ -211,7 +210,7 @@ def test_distinct_id_is_a_fresh_uuid_per_event() -> None:
 
 def test_timestamp_defaults_to_now_in_utc() -> None:
     before = datetime.datetime.now(datetime.timezone.utc)
-    event = build_event(tbot_version="16.4.2", config=_config("identity"), env={})
+    event = build_event(tbot_version="16.4.2", config=_config("identity"))
     after = datetime.datetime.now(datetime.timezone.utc)
 
     stamped = to_message(event_json(event)).timestamp.ToDatetime(tzinfo=datetime.timezone.utc)
@@ -242,7 +241,7 @@ def test_timestamp_is_written_as_protobuf_writes_it(when: datetime.datetime) -> 
 
 def test_distinct_id_and_timestamp_as_given() -> None:
     event = build_event(
-        tbot_version="16.4.2", config=_config("identity"), env={}, distinct_id="abc", now=NOW
+        tbot_version="16.4.2", config=_config("identity"), distinct_id="abc", now=NOW
     )
     message = to_message(event_json(event))
 
@@ -252,7 +251,7 @@ def test_distinct_id_and_timestamp_as_given() -> None:
 
 def test_printed_event_shows_every_field_in_schema_order() -> None:
     event = build_event(
-        tbot_version="16.4.2", config=_config("identity"), env={}, distinct_id="abc", now=NOW
+        tbot_version="16.4.2", config=_config("identity"), distinct_id="abc", now=NOW
     )
     printed = json.loads(event_json(event))
 
@@ -288,7 +287,7 @@ def test_printed_event_shows_every_field_in_schema_order() -> None:
 def test_what_is_printed_is_exactly_what_is_sent(
     config: dict[str, Any], env: dict[str, str]
 ) -> None:
-    printed = event_json(build_event(tbot_version="v16.4.2", config=config, env=env, now=NOW))
+    printed = event_json(build_event(tbot_version="v16.4.2", config=config, **env, now=NOW))
     message = tbot_pb2.SubmitTbotEventRequest.FromString(encode(printed))
 
     # The message, shown with every field (zeros too) by protobuf's own JSON
@@ -300,7 +299,7 @@ def test_what_is_printed_is_exactly_what_is_sent(
 
 
 def test_a_field_outside_the_schema_is_never_sent() -> None:
-    event: dict[str, Any] = build_event(tbot_version="16.4.2", config=_config("identity"), env={})
+    event: dict[str, Any] = build_event(tbot_version="16.4.2", config=_config("identity"))
     event["start"]["repository"] = "canary-org/canary-repo"
     with pytest.raises(json_format.ParseError):
         encode(event_json(event))
@@ -313,9 +312,9 @@ def test_event_carries_nothing_but_the_schema() -> None:
     config["proxy_server"] = "canary-proxy.example:443"
     config["certificate_ttl"] = "CANARY-TTL"
     config["services"][0]["database"] = "canary-db"
-    env = {**HELPER_ENVIRONMENT, "GITHUB_REPOSITORY": "canary-org/canary-repo"}
+    env = HELPER_ENVIRONMENT
 
-    printed = event_json(build_event(tbot_version="16.4.2", config=config, env=env, now=NOW))
+    printed = event_json(build_event(tbot_version="16.4.2", config=config, **env, now=NOW))
     wire = encode(printed)
 
     for canary in ("CANARY", "canary", "bot-token", "/tmp/out", "127.0.0.1"):
@@ -356,7 +355,8 @@ def test_helper_version_names_this_implementation() -> None:
     event = build_event(
         tbot_version="16.4.2",
         config=_config("identity"),
-        env={HELPER_ENV: HELPER_NAME, HELPER_VERSION_ENV: HELPER_VERSION},
+        helper=HELPER_NAME,
+        helper_version=HELPER_VERSION,
         now=NOW,
     )
     assert event["start"]["helper_version"] == "1.0.0+python"

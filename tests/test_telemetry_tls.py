@@ -28,7 +28,7 @@ from teleport_auth.telemetry.sender import Outcome, Submission
 
 pytestmark = pytest.mark.allow_hosts(["127.0.0.1"])
 
-PRINTED = event_json(build_event(tbot_version="16.4.2", config={"oneshot": True}, env={}))
+PRINTED = event_json(build_event(tbot_version="16.4.2", config={"oneshot": True}))
 ORIGINAL_SSL_CONTEXT = ssl.SSLContext
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from teleport_auth import gha
+from teleport_auth import HELPER_VERSION, gha
 from teleport_auth.config import build_config, private_dir, redacted, to_yaml, write_config
 from teleport_auth.family.spec import Member
 from teleport_auth.gha import ActionFailure
@@ -75,7 +75,13 @@ def start_telemetry(context: Context, config: dict[str, Any]) -> tuple[Reporter 
         # Imported only when opted in: an opted-out run never loads the telemetry code.
         from teleport_auth.telemetry import reporter  # noqa: PLC0415
 
-        started = reporter.start(context.version.text, config, context.env)
+        started = reporter.start(
+            context.version.text,
+            config,
+            context.env,
+            helper=context.member.helper,
+            helper_version=HELPER_VERSION,
+        )
     except Exception as exc:
         gha.warning(_TELEMETRY_BROKEN.format(error=f"{type(exc).__name__}: {exc}"))
         return None, "on: not sent (see the warning above)"

@@ -3,8 +3,8 @@
 The event carries exactly the fields tbot itself would send for the config we
 wrote: run mode, tbot version, join method, helper name and version, and
 destination counts per kind. Nothing is read from the action inputs,
-``GITHUB_*``, the host or the user: only the two helper variables are taken
-from ``env``.
+``GITHUB_*``, the host or the user: the helper name and version are given by
+the caller (the member that runs), the rest comes from the config.
 
 It is built here as the protobuf JSON mapping of ``SubmitTbotEventRequest``
 (proto field names, every field shown, zeros included) using the standard
@@ -20,8 +20,6 @@ import json
 import uuid
 from collections.abc import Mapping
 from typing import Any
-
-from teleport_auth.telemetry import HELPER_ENV, HELPER_VERSION_ENV
 
 RUN_MODE_ONE_SHOT = "RUN_MODE_ONE_SHOT"
 RUN_MODE_DAEMON = "RUN_MODE_DAEMON"
@@ -88,7 +86,8 @@ def build_event(
     *,
     tbot_version: str,
     config: Mapping[str, Any],
-    env: Mapping[str, str],
+    helper: str = "",
+    helper_version: str = "",
     distinct_id: str | None = None,
     now: datetime.datetime | None = None,
 ) -> dict[str, Any]:
@@ -99,9 +98,8 @@ def build_event(
     version = tbot_version.strip()
     if version.startswith("v"):
         version = version[1:]
-    helper = env.get(HELPER_ENV, "")
     # tbot reports the helper version only together with a helper name.
-    helper_version = env.get(HELPER_VERSION_ENV, "") if helper else ""
+    helper_version = helper_version if helper else ""
     start: dict[str, Any] = {
         "run_mode": RUN_MODE_ONE_SHOT if config.get("oneshot") is True else RUN_MODE_DAEMON,
         "version": version,
