@@ -65,3 +65,46 @@ def test_no_comment_points_outside_the_repository() -> None:
             f"{name}:{n}" for n, line in enumerate(text.splitlines(), 1) if _OUTSIDE.search(line)
         ]
     assert found == [], "point at docs/compatibility.md instead"
+
+
+DOCUMENTS = [
+    "README.md",
+    "SECURITY.md",
+    "CHANGELOG.md",
+    "ARCHITECTURE.md",
+    *sorted(f"docs/{p.name}" for p in (REPO / "docs").glob("*.md")),
+]
+_LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to dashes."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def _anchors(path: str) -> set[str]:
+    text = (REPO / path).read_text()
+    text = re.sub(r"(?ms)^```.*?^```", "", text)  # headings inside code blocks are not
+    return {_slug(m) for m in re.findall(r"(?m)^#{1,6}\s+(.*)$", text)}
+
+
+@pytest.mark.parametrize("document", DOCUMENTS)
+def test_every_relative_link_resolves(document: str) -> None:
+    text = re.sub(r"(?ms)^```.*?^```", "", (REPO / document).read_text())
+    broken = []
+    for target in _LINK.findall(text):
+        if re.match(r"^[a-z]+:", target):
+            continue  # https:, mailto:
+        path, _, anchor = target.partition("#")
+        resolved = (REPO / document).parent / path if path else REPO / document
+        relative = resolved.resolve().relative_to(REPO.resolve()).as_posix()
+        missing_anchor = anchor and resolved.suffix == ".md" and anchor not in _anchors(relative)
+        if not resolved.exists() or missing_anchor:
+            broken.append(target)
+    assert broken == [], f"{document} links to what does not exist"
+
+
+def test_readme_stays_short() -> None:
+    # README is for a user's first read; reference material lives in docs/.
+    assert len(README.splitlines()) <= 450
