@@ -59,17 +59,17 @@ REQUIRED = {
 }
 
 
-def load(member: Member[Any]) -> dict[str, Any]:
+def load(member: Member) -> dict[str, Any]:
     data: dict[str, Any] = yaml.safe_load((REPO / member.folder / "action.yml").read_text())
     return data
 
 
-def ids(member: Member[Any]) -> str:
+def ids(member: Member) -> str:
     return member.key
 
 
 @pytest.mark.parametrize("member", [m for m in MEMBERS if m.key in ORIGINALS], ids=ids)
-def test_same_interface_as_the_original(member: Member[Any]) -> None:
+def test_same_interface_as_the_original(member: Member) -> None:
     action = load(member)
     path, own, outputs = ORIGINALS[member.key]
     assert Path(REPO / path) == REPO / member.folder / "action.yml"
@@ -89,7 +89,7 @@ def test_same_interface_as_the_original(member: Member[Any]) -> None:
 
 
 @pytest.mark.parametrize("member", MEMBERS, ids=ids)
-def test_every_input_reaches_the_step_through_env_only(member: Member[Any]) -> None:
+def test_every_input_reaches_the_step_through_env_only(member: Member) -> None:
     action = load(member)
     steps = action["runs"]["steps"]
     [step] = [s for s in steps if s.get("id") == "auth"]
@@ -114,7 +114,7 @@ def test_every_input_reaches_the_step_through_env_only(member: Member[Any]) -> N
 
 @pytest.mark.parametrize("member", MEMBERS, ids=ids)
 @pytest.mark.parametrize("runner_os", ["macOS", "Windows"])
-def test_non_linux_runners_fail_fast(member: Member[Any], runner_os: str) -> None:
+def test_non_linux_runners_fail_fast(member: Member, runner_os: str) -> None:
     steps = load(member)["runs"]["steps"]
     gate = steps[0]
     assert gate["if"] == "runner.os != 'Linux'"

@@ -22,6 +22,7 @@ from conftest import REPO, Job, assert_token_never_printed, standin_daemons
 from echo_server import EchoServer, free_port
 from teleport_auth.config import build_config, to_file_text
 from teleport_auth.family import member
+from teleport_auth.family.tunnels import TunnelPlan
 from teleport_auth.inputs import InputError, Inputs, env_name
 from teleport_auth.main import main
 
@@ -156,9 +157,7 @@ def test_config_means_what_the_originals_does(case: Case) -> None:
     env[env_name("diag-port")] = str(free_port())
     own = found.read(env)
     inputs = Inputs("tele.example.com:443", "t", "", (), disable_env_vars=False)
-    config = yaml.safe_load(
-        to_file_text(build_config(inputs, found.entry(own, Path("/x")), oneshot=False))
-    )
+    config = yaml.safe_load(to_file_text(build_config(inputs, own, Path("/x"), oneshot=False)))
     assert config == {
         "version": "v2",
         "proxy_server": "tele.example.com:443",
@@ -346,6 +345,7 @@ def test_numbers_as_the_original_parses_them(
     if name == "diag-port" and value == 57263 and not _free(57263):
         pytest.skip("the default diagnostics port 57263 is in use on this machine")
     own = found.read(env)
+    assert isinstance(own, TunnelPlan)
     assert getattr(own.tunnel, name.replace("-", "_")) == value
     assert bool(own.tunnel.warnings) is warns
 

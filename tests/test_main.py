@@ -421,7 +421,7 @@ def test_a_bug_is_one_error_not_a_traceback(
     def broken(*args: object, **kwargs: object) -> None:
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setattr("teleport_auth.run_context.build_config", broken)
+    monkeypatch.setattr("teleport_auth.context.build_config", broken)
     code, log = run_step(capsys)
     assert code == 1
     [error] = errors(log)
@@ -436,7 +436,7 @@ def test_broken_telemetry_never_fails_the_job(
 ) -> None:
     from teleport_auth.telemetry import reporter
 
-    def broken(*args: object) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("telemetry bug")
 
     monkeypatch.setattr(reporter, "start", broken)

@@ -16,6 +16,7 @@ import yaml
 from google.protobuf import json_format
 
 from conftest import REPO, Job, assert_token_never_printed
+from echo_server import free_port
 from fault_server import FaultServer, private_ca
 from teleport_auth import HELPER_VERSION, __version__
 from teleport_auth._proto.prehog.v1alpha import tbot_pb2
@@ -395,7 +396,6 @@ MEMBER_INPUTS = {
     "service": "postgres-prod",
     "database": "app",
     "username": "ci",
-    "listen": "tcp://127.0.0.1:5432",
 }
 COUNTERS = (
     "destinations_other",
@@ -419,12 +419,16 @@ def counted_by_tbots_rule(config: dict[str, Any]) -> dict[str, int]:
 @pytest.mark.parametrize("key", list(MEMBER_COUNTS))
 def test_every_member_is_counted_as_tbot_counts_it(key: str, tmp_path: Path) -> None:
     [found] = [m for m in MEMBERS if m.key == key]
-    own = found.read({env_name(name): value for name, value in MEMBER_INPUTS.items()})
+    # Free ports: the daemon members check that theirs are free before tbot starts.
+    given = {
+        **MEMBER_INPUTS,
+        "listen": f"tcp://127.0.0.1:{free_port()}",
+        "diag-port": str(free_port()),
+    }
+    own = found.read({env_name(name): value for name, value in given.items()})
     inputs = Inputs("tele.example.com:443", "t", "", (), disable_env_vars=False)
     # The config as the step writes it (and tbot reads it back).
-    path = write_config(
-        build_config(inputs, found.entry(own, tmp_path), oneshot=found.oneshot), tmp_path
-    )
+    path = write_config(build_config(inputs, own, tmp_path, oneshot=found.oneshot), tmp_path)
     written = yaml.safe_load(path.read_text(encoding="utf-8"))
     start = build_event(tbot_version="18.6.4", config=written)["start"]
 

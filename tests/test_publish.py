@@ -114,7 +114,7 @@ def test_full_runner_temp_is_named(
     def full(*args: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("teleport_auth.run_context.write_config", full)
+    monkeypatch.setattr("teleport_auth.config.write_config", full)
     code, log = run_step(capsys)
     assert code == 1
     [error] = errors(log)

@@ -18,7 +18,7 @@ from google.protobuf import json_format
 
 from teleport_auth import HELPER_NAME, HELPER_VERSION, __version__
 from teleport_auth._proto.prehog.v1alpha import tbot_pb2
-from teleport_auth.telemetry.event import build_event, count_destinations, event_json, rfc3339
+from teleport_auth.telemetry.event import build_event, event_json, rfc3339
 from teleport_auth.telemetry.wire import encode, to_message
 
 ONE_SHOT = "RUN_MODE_ONE_SHOT"
@@ -32,8 +32,10 @@ def _config(
     services: tuple[str, ...] = (),
     oneshot: Any = True,
     join_method: str = "github",
-) -> dict[str, Any]:
-    """A config shaped like the ones the family writes (docs/compatibility.md)."""
+) -> Any:
+    """A config shaped like the ones the family writes (docs/compatibility.md).
+
+    Typed loosely: the tests build shapes the family never writes, too."""
     return {
         "version": "v2",
         "proxy_server": "tele.example.com:443",
@@ -145,12 +147,6 @@ def _expected(
             id="oneshot-must-be-boolean-true",
         ),
         pytest.param(
-            {k: v for k, v in _config().items() if k not in ("oneshot", "services")},
-            HELPER_ENVIRONMENT,
-            _expected(run_mode=DAEMON),
-            id="no-oneshot-no-services-no-outputs",
-        ),
-        pytest.param(
             _config("identity", join_method="token"),
             HELPER_ENVIRONMENT,
             _expected(other=1, join_type="token"),
@@ -158,9 +154,7 @@ def _expected(
         ),
     ],
 )
-def test_event_fields(
-    config: dict[str, Any], env: dict[str, str], expected: dict[str, Any]
-) -> None:
+def test_event_fields(config: Any, env: dict[str, str], expected: dict[str, Any]) -> None:
     event = build_event(tbot_version="16.4.2", config=config, **env, distinct_id="id", now=NOW)
     assert event["start"] == expected
     # The same values reach the message that is sent.
@@ -170,28 +164,6 @@ def test_event_fields(
     assert start.destinations_database == expected["destinations_database"]
     assert start.destinations_kubernetes == expected["destinations_kubernetes"]
     assert start.destinations_application == expected["destinations_application"]
-
-
-@pytest.mark.parametrize(
-    "entries",
-    [
-        pytest.param({"outputs": None, "services": "database-tunnel"}, id="not-lists"),
-        pytest.param({"outputs": ["identity", 3], "services": [None]}, id="entries-not-mappings"),
-        pytest.param({"outputs": [{"kind": "database"}, {"type": 7}]}, id="no-usable-type"),
-    ],
-)
-def test_every_entry_counts_once_even_when_odd(entries: dict[str, Any]) -> None:
-    # Not something the action writes; whatever its shape, an output is one
-    # "other", and services are never counted.
-    counts = count_destinations(entries)
-    outputs = entries.get("outputs")
-    listed = len(outputs) if isinstance(outputs, list) else 0
-    assert counts == {
-        "destinations_other": listed,
-        "destinations_database": 0,
-        "destinations_kubernetes": 0,
-        "destinations_application": 0,
-    }
 
 
 @pytest.mark.parametrize("raw", ["16.4.2", "v16.4.2", " v16.4.2\n"])
@@ -284,9 +256,7 @@ def test_printed_event_shows_every_field_in_schema_order() -> None:
         pytest.param(_config("kubernetes", "application", "database"), {}, id="own-counters"),
     ],
 )
-def test_what_is_printed_is_exactly_what_is_sent(
-    config: dict[str, Any], env: dict[str, str]
-) -> None:
+def test_what_is_printed_is_exactly_what_is_sent(config: Any, env: dict[str, str]) -> None:
     printed = event_json(build_event(tbot_version="v16.4.2", config=config, **env, now=NOW))
     message = tbot_pb2.SubmitTbotEventRequest.FromString(encode(printed))
 

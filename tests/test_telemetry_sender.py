@@ -22,7 +22,7 @@ from teleport_auth.telemetry.sender import Outcome, Submission, _delivery, descr
 pytestmark = pytest.mark.allow_hosts(["127.0.0.1"])
 
 UNAFFECTED = "Authentication is not affected."
-CONFIG = {
+CONFIG: Any = {
     "version": "v2",
     "proxy_server": "tele.example.com:443",
     "oneshot": True,
@@ -394,7 +394,7 @@ def test_nothing_identifying_reaches_the_wire(monkeypatch: pytest.MonkeyPatch) -
     }
     for name, value in canaries.items():
         monkeypatch.setenv(name, value)
-    config = {
+    config: Any = {
         **CONFIG,
         "proxy_server": "canary-proxy.example:443",
         "certificate_ttl": "CANARY-TTL",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -28,7 +29,8 @@ from teleport_auth.telemetry.sender import Outcome, Submission
 
 pytestmark = pytest.mark.allow_hosts(["127.0.0.1"])
 
-PRINTED = event_json(build_event(tbot_version="16.4.2", config={"oneshot": True}))
+CONFIG: Any = {"oneshot": True, "onboarding": {"join_method": "github"}, "outputs": []}
+PRINTED = event_json(build_event(tbot_version="16.4.2", config=CONFIG))
 ORIGINAL_SSL_CONTEXT = ssl.SSLContext
 
 

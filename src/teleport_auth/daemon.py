@@ -17,10 +17,10 @@ import signal
 import subprocess
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from teleport_auth.gha import ActionFailure
+from teleport_auth.tbot import describe_exit
 
 POLL_SECONDS = 0.25
 # How long a stopped tbot gets to exit on SIGTERM before it is killed.
@@ -37,11 +37,13 @@ class NotReady(ActionFailure):
     """tbot exited or ran out of time before it was ready; it has been stopped."""
 
 
-@dataclass
-class Daemon:
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    diag_addr: str
+class RunningTbot:
+    """The tbot a daemon member started: its process, log and diagnostics address."""
+
+    def __init__(self, process: subprocess.Popen[bytes], log_path: Path, diag_addr: str) -> None:
+        self.process = process
+        self.log_path = log_path
+        self.diag_addr = diag_addr
 
     @property
     def pid(self) -> int:
@@ -56,7 +58,7 @@ def start(
     diag_addr: str,
     log_dir: Path,
     debug: bool,
-) -> Daemon:
+) -> RunningTbot:
     """``tbot start -c CONFIG --diag-addr ADDR`` detached, its output in ``log_dir/tbot.log``."""
     argv = [tbot, "start", "-c", str(config_path), "--diag-addr", diag_addr]
     if debug:
@@ -79,7 +81,7 @@ def start(
         raise ActionFailure(f"Could not start tbot: {exc}") from None
     finally:
         os.close(log_fd)
-    return Daemon(process, log_path, diag_addr)
+    return RunningTbot(process, log_path, diag_addr)
 
 
 def _get(diag_addr: str, path: str, timeout: float) -> int | None:
@@ -97,7 +99,7 @@ def _get(diag_addr: str, path: str, timeout: float) -> int | None:
         connection.close()
 
 
-def _exited(daemon: Daemon, seconds: float) -> bool:
+def _exited(daemon: RunningTbot, seconds: float) -> bool:
     """Wait up to ``seconds`` for tbot to exit (the poll interval); True if it did."""
     try:
         daemon.process.wait(timeout=max(seconds, 0))
@@ -106,17 +108,12 @@ def _exited(daemon: Daemon, seconds: float) -> bool:
     return True
 
 
-def _exit_reason(daemon: Daemon) -> str:
-    code = daemon.process.returncode
-    if code is not None and code < 0:
-        try:
-            return f"was killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"was killed by signal {-code}"
-    return f"exited with code {code}"
+def _exit_reason(running: RunningTbot) -> str:
+    code = running.process.returncode
+    return describe_exit(code, exited="exited with code") if code is not None else "is running"
 
 
-def wait_ready(daemon: Daemon, timeout_ms: int) -> float:
+def wait_ready(daemon: RunningTbot, timeout_ms: int) -> float:
     """Seconds until ``/wait`` said 200; raises NotReady (after stopping tbot) otherwise."""
     started = time.monotonic()
     deadline = started + timeout_ms / 1000
@@ -137,7 +134,7 @@ def wait_ready(daemon: Daemon, timeout_ms: int) -> float:
             raise NotReady(f"tbot {_exit_reason(daemon)} before it was ready")
 
 
-def wait_config_read(daemon: Daemon) -> bool:
+def wait_config_read(daemon: RunningTbot) -> bool:
     """With no readiness wait: until the diagnostics service answers at all (bounded)."""
     deadline = time.monotonic() + CONFIG_READ_SECONDS
     while time.monotonic() < deadline:
@@ -150,7 +147,7 @@ def wait_config_read(daemon: Daemon) -> bool:
     return False
 
 
-def stop(daemon: Daemon) -> None:
+def stop(daemon: RunningTbot) -> None:
     """SIGTERM to tbot's process group, at most STOP_GRACE_SECONDS, then SIGKILL."""
     if daemon.process.poll() is not None:
         return

@@ -14,7 +14,6 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 from actions_toolkit.command import issue_command
-from actions_toolkit.file_command import prepare_key_value_message
 
 
 class ActionFailure(Exception):
@@ -26,6 +25,11 @@ class ActionFailure(Exception):
         self.exit_code = exit_code
         # Longer explanation for the job summary (Markdown); optional.
         self.hint = hint
+
+
+def describe_os_error(exc: OSError) -> str:
+    """``No space left on device`` rather than ``[Errno 28] ...``."""
+    return exc.strerror or type(exc).__name__
 
 
 def _command(name: str, message: str, properties: Mapping[str, str] | None = None) -> None:
@@ -92,26 +96,6 @@ def group(title: str) -> Iterator[None]:
         yield
     finally:
         _command("endgroup", "")
-
-
-def _append_file_command(variable: str, key: str, value: str) -> None:
-    path = os.environ.get(variable)
-    if not path:
-        raise ActionFailure(
-            f"{variable} is not set: this step must run inside a GitHub Actions job (or act)"
-        )
-    with open(path, "a", encoding="utf-8", newline="") as f:
-        f.write(prepare_key_value_message(key, value) + os.linesep)
-
-
-def set_output(name: str, value: str) -> None:
-    _append_file_command("GITHUB_OUTPUT", name, value)
-
-
-def export_variable(name: str, value: str) -> None:
-    """Make ``name=value`` visible to the later steps of the job."""
-    _append_file_command("GITHUB_ENV", name, value)
-    os.environ[name] = value
 
 
 def append_summary(markdown: str) -> None:

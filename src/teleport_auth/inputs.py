@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from teleport_auth.gha import ActionFailure
 from teleport_auth.goduration import DurationError, parse_duration_ns
@@ -36,8 +36,7 @@ class InputError(ActionFailure):
     """A bad input: the message names the input and what was expected."""
 
 
-@dataclass(frozen=True)
-class Inputs:
+class Inputs(NamedTuple):
     """The shared inputs, validated."""
 
     proxy: str
@@ -51,8 +50,7 @@ class Inputs:
     notices: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class Consent:
+class Consent(NamedTuple):
     """Whether the user opted in to anonymous telemetry, and why not if the value was odd."""
 
     enabled: bool

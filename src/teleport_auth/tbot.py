@@ -6,13 +6,12 @@ import contextlib
 import os
 import re
 import select
-import shutil
 import signal
 import subprocess
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from teleport_auth import HELPER_NAME, HELPER_VERSION, cancel, gha
 from teleport_auth.cancel import Cancelled
@@ -35,8 +34,7 @@ SETUP_HINT = (
 )
 
 
-@dataclass(frozen=True, order=True)
-class TbotVersion:
+class TbotVersion(NamedTuple):
     major: int
     minor: int
     patch: int
@@ -75,8 +73,17 @@ def parse_version(output: str) -> TbotVersion:
     raise ValueError("no 'Teleport vX.Y.Z' line")
 
 
+def _which(name: str, path: str | None) -> str | None:
+    """``shutil.which`` for a plain name (without loading shutil on every run)."""
+    for directory in (path if path is not None else os.defpath).split(os.pathsep):
+        candidate = os.path.join(directory, name)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
 def find_tbot(env: Mapping[str, str]) -> str:
-    path = shutil.which("tbot", path=env.get("PATH"))
+    path = _which("tbot", env.get("PATH"))
     if path is None:
         raise ActionFailure(
             "tbot was not found on PATH. Install it first with teleport-actions/setup.",
@@ -128,8 +135,7 @@ def tbot_env(env: Mapping[str, str]) -> dict[str, str]:
     return result
 
 
-@dataclass(frozen=True)
-class RunResult:
+class RunResult(NamedTuple):
     exit_code: int
     last_error: str
     seconds: float
@@ -200,14 +206,14 @@ class _Output:
         gha.info(text)
 
 
-@dataclass
 class _Stop:
     """A cancellation seen while tbot's output was being relayed."""
 
-    signum: int
-    tbot_running: bool
-    kill_at: float
-    killed_because: str = ""
+    def __init__(self, signum: int, tbot_running: bool, kill_at: float) -> None:
+        self.signum = signum
+        self.tbot_running = tbot_running
+        self.kill_at = kill_at
+        self.killed_because = ""
 
     def outcome(self) -> str:
         name = signal.Signals(self.signum).name
@@ -289,7 +295,7 @@ def _wait_a_tick(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=_TICK_SECONDS)
 
 
-def describe_exit(code: int) -> str:
+def describe_exit(code: int, *, exited: str = "failed with exit code") -> str:
     """tbot's exit status in words; a signal shows as the shell would report it."""
     if code < 0:
         try:
@@ -297,7 +303,7 @@ def describe_exit(code: int) -> str:
         except ValueError:
             name = f"signal {-code}"
         return f"was killed by {name}"
-    return f"failed with exit code {code}"
+    return f"{exited} {code}"
 
 
 def step_exit_code(code: int) -> int:

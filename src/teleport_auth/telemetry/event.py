@@ -19,7 +19,10 @@ import datetime
 import json
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from teleport_auth.tbot_schema import BotConfig
 
 RUN_MODE_ONE_SHOT = "RUN_MODE_ONE_SHOT"
 RUN_MODE_DAEMON = "RUN_MODE_DAEMON"
@@ -39,7 +42,7 @@ _OWN_COUNTER = {
 }
 
 
-def count_destinations(config: Mapping[str, Any]) -> dict[str, int]:
+def count_destinations(config: BotConfig) -> dict[str, int]:
     """The four counters, as tbot counts them.
 
     tbot (``tool/tbot/anonymous_telemetry.go``) iterates the config's
@@ -50,21 +53,9 @@ def count_destinations(config: Mapping[str, Any]) -> dict[str, int]:
     not counted at all, so a tunnel member's event has 0 in every counter.
     """
     counts = dict.fromkeys(COUNT_FIELDS, 0)
-    entries = config.get("outputs")
-    if not isinstance(entries, list):
-        return counts
-    for entry in entries:
-        kind = entry.get("type") if isinstance(entry, Mapping) else None
-        field = _OWN_COUNTER.get(kind) if isinstance(kind, str) else None
-        counts[field or "destinations_other"] += 1
+    for output in config["outputs"]:
+        counts[_OWN_COUNTER.get(output["type"], "destinations_other")] += 1
     return counts
-
-
-def _join_method(config: Mapping[str, Any]) -> str:
-    onboarding = config.get("onboarding")
-    method = onboarding.get("join_method") if isinstance(onboarding, Mapping) else None
-    # Only a plain string is reported; anything else would be our bug, not data to send.
-    return method if isinstance(method, str) else ""
 
 
 def rfc3339(when: datetime.datetime) -> str:
@@ -85,7 +76,7 @@ def rfc3339(when: datetime.datetime) -> str:
 def build_event(
     *,
     tbot_version: str,
-    config: Mapping[str, Any],
+    config: BotConfig,
     helper: str = "",
     helper_version: str = "",
     distinct_id: str | None = None,
@@ -101,9 +92,9 @@ def build_event(
     # tbot reports the helper version only together with a helper name.
     helper_version = helper_version if helper else ""
     start: dict[str, Any] = {
-        "run_mode": RUN_MODE_ONE_SHOT if config.get("oneshot") is True else RUN_MODE_DAEMON,
+        "run_mode": RUN_MODE_ONE_SHOT if config["oneshot"] is True else RUN_MODE_DAEMON,
         "version": version,
-        "join_type": _join_method(config),
+        "join_type": config["onboarding"]["join_method"],
         "helper": helper,
         "helper_version": helper_version,
         **count_destinations(config),

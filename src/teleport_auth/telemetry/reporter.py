@@ -9,7 +9,10 @@ Importing it loads none of them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from teleport_auth.tbot_schema import BotConfig
 
 from teleport_auth import gha
 from teleport_auth.telemetry import METHOD_PATH
@@ -63,7 +66,7 @@ class Reporter:
 
 def start(
     tbot_version: str,
-    config: Mapping[str, Any],
+    config: BotConfig,
     env: Mapping[str, str],
     *,
     helper: str,
