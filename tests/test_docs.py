@@ -108,3 +108,16 @@ def test_every_relative_link_resolves(document: str) -> None:
 def test_readme_stays_short() -> None:
     # README is for a user's first read; reference material lives in docs/.
     assert len(README.splitlines()) <= 450
+
+
+ARCHITECTURE = (REPO / "ARCHITECTURE.md").read_text()
+GUARDS = sorted(set(re.findall(r"`tests/(test_\w+\.py|conftest\.py)::(\w+)`", ARCHITECTURE)))
+
+
+def test_architecture_names_a_guard_per_invariant() -> None:
+    assert len(GUARDS) >= 10
+
+
+@pytest.mark.parametrize(("path", "name"), GUARDS)
+def test_every_test_architecture_md_names_exists(path: str, name: str) -> None:
+    assert name in _functions(path), f"ARCHITECTURE.md names {path}::{name}, which does not exist"
