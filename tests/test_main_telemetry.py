@@ -15,6 +15,7 @@ import pytest
 from google.protobuf import json_format
 
 from conftest import REPO, Job, assert_token_only_in_add_mask
+from echo_server import free_port
 from fault_server import FaultServer, private_ca
 from teleport_auth import __version__
 from teleport_auth._proto.prehog.v1alpha import tbot_pb2
@@ -393,14 +394,15 @@ MEMBER_INPUTS = {
     "service": "postgres-prod",
     "database": "app",
     "username": "ci",
-    "listen": "tcp://127.0.0.1:5432",
 }
 
 
 @pytest.mark.parametrize("key", list(MEMBER_COUNTS))
 def test_every_member_is_counted_as_tbot_counts_it(key: str, tmp_path: Path) -> None:
     [found] = [m for m in MEMBERS if m.key == key]
-    own = found.read({env_name(name): value for name, value in MEMBER_INPUTS.items()})
+    # Free ports for the daemon members (they check listen and diag-port are free).
+    ports = {"listen": f"tcp://127.0.0.1:{free_port()}", "diag-port": str(free_port())}
+    own = found.read({env_name(name): value for name, value in {**MEMBER_INPUTS, **ports}.items()})
     inputs = Inputs("tele.example.com:443", "t", "", (), disable_env_vars=False)
     config = build_config(inputs, found.entry(own, tmp_path), oneshot=found.oneshot)
     start = build_event(tbot_version="18.6.4", config=config, env={})["start"]
