@@ -20,7 +20,7 @@ import pytest
 from act_local.cli import main
 from act_local.view import LINKED, ViewError, make_view
 from act_local.workflows import scan, workflow_files
-from conftest import standin_daemons
+from conftest import gone_within
 from echo_server import free_port
 from standin.install import install_standin
 from teleport_auth import __version__
@@ -221,9 +221,13 @@ jobs:
     assert done.returncode == 0, done.stdout + done.stderr
     job = parse_summary(done.stdout)["tunnel/db"]
     pid = int(job.steps["tunnel"]["outputs"]["tbot-pid"])
-    # The workflow left tbot running; the run ended it, as GitHub's runner does.
-    assert f"stopped tbot (pid {pid}) left running by job tunnel/db" in done.stdout
-    assert pid not in standin_daemons()
+    # The workflow left tbot running: the member's end-of-job step (its nested
+    # action's post, mapped to this checkout too) stopped it and showed its log.
+    assert "Run Post Stop tbot and show its log when the job ends" in done.stdout
+    assert f"teleport-actions/auth/database-tunnel: Stopped tbot (pid {pid})" in done.stdout
+    assert f"::group::tbot log (database-tunnel, pid {pid})" in done.stdout
+    assert "left running by job" not in done.stdout
+    assert gone_within(pid)
     [event] = job.events
     assert event["props"]["tbot.version"] == "18.6.4"
     assert event["props"]["tbot.run_mode"] == "daemon"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
-from teleport_auth import cancel, daemon, gha
+from teleport_auth import cancel, daemon, gha, tbot_log
+from teleport_auth.end_of_job import State
 from teleport_auth.family.spec import Daemon, Published
 from teleport_auth.gha import ActionFailure
 from teleport_auth.run_context import (
@@ -18,16 +20,12 @@ from teleport_auth.run_context import (
 from teleport_auth.tbot import tbot_env
 
 _LOG_HINT = (
-    "tbot's last lines are in the `tbot log` group of the step's log. A missing "
-    "`ACTIONS_ID_TOKEN_REQUEST_URL` means the job lacks `permissions: id-token: write`."
+    "tbot's log is in the `tbot log` group of the step's log, and stays in the file named "
+    "by the step's `log-path` output. A missing `ACTIONS_ID_TOKEN_REQUEST_URL` means the job "
+    "lacks `permissions: id-token: write`."
 )
-
-
-def _show_log(running: daemon.Daemon) -> None:
-    """tbot's last lines, with workflow commands stopped so none of them can act."""
-    with gha.group("tbot log (last lines)"), gha.commands_stopped():
-        for line in daemon.log_tail(running.log_path):
-            gha.info(line)
+# The program the end-of-job step runs, as this step sees it (in a container job too).
+END_OF_JOB_SCRIPT = Path(__file__).parent.parent / "run_end_of_job.py"
 
 
 def _wait(running: daemon.Daemon, timeout_ms: int) -> None:
@@ -78,9 +76,16 @@ def run_daemon(context: Context, settings: Daemon) -> tuple[Published, str, daem
             with cancel.deferred():
                 daemon.stop(running)
         telemetry = finish_telemetry(reporter, telemetry, tbot_succeeded=False)
-        if running is not None:
-            _show_log(running)
-        raise ActionFailure(failure.message, hint=_LOG_HINT) from None
+        if running is None:
+            raise ActionFailure(failure.message, hint=_LOG_HINT) from None
+        # As the original: the whole log now, and its path (and the diagnostics
+        # address) as outputs of the failed step; the log file is kept.
+        tbot_log.show(running.log_path)
+        raise ActionFailure(
+            failure.message,
+            hint=_LOG_HINT,
+            outputs={"log-path": str(running.log_path), "diag-addr": settings.diag_addr},
+        ) from None
     except BaseException:
         # A cancelled or failed step leaves no tbot behind.
         if running is not None:
@@ -95,11 +100,15 @@ def run_daemon(context: Context, settings: Daemon) -> tuple[Published, str, daem
 
     telemetry = finish_telemetry(reporter, telemetry, tbot_succeeded=True)
     own = context.member.publish(context.own, context.inputs, context.workdir)
+    end_of_job = State(context.member.key, running.pid, running.start_ticks, running.log_path)
     outputs = {
         **own.outputs,
         "diag-addr": settings.diag_addr,
         "log-path": str(running.log_path),
         "tbot-pid": str(running.pid),
+        # For the member's end-of-job step only (not outputs of the action).
+        "end-of-job-script": str(END_OF_JOB_SCRIPT),
+        "end-of-job-state": end_of_job.to_text(),
     }
     rows = (
         *own.rows,
@@ -107,7 +116,7 @@ def run_daemon(context: Context, settings: Daemon) -> tuple[Published, str, daem
         ("tbot log", str(running.log_path)),
     )
     gha.info(
-        f"tbot keeps running in the background (pid {running.pid}) for the rest of the job; "
-        f"its log: {running.log_path}"
+        f"tbot keeps running in the background (pid {running.pid}) until the job ends, when "
+        f"it is stopped and its log shown; its log: {running.log_path}"
     )
     return Published(outputs, rows=rows), telemetry, running

@@ -1,11 +1,12 @@
 """tbot in the background, for the daemon members: start it detached, wait until it is ready.
 
-A composite action has no ``post`` step, so tbot is started in its own Unix
-session and process group (as ``setsid`` does): it outlives the step, and a
-signal sent to the step or its process group does not reach it. Its output
-goes to a private log file. Readiness is asked of its diagnostics service
-(``GET /wait``: 200 once every service is ready), every 250 ms as the original
-does, until ``timeout-ms`` runs out or tbot exits.
+tbot is started in its own Unix session and process group (as ``setsid``
+does): it outlives the step, and a signal sent to the step or its process
+group does not reach it; the member's end-of-job step stops it when the job
+ends (:mod:`teleport_auth.end_of_job`). Its output goes to a private log file.
+Readiness is asked of its diagnostics service (``GET /wait``: 200 once every
+service is ready), every 250 ms as the original does, until ``timeout-ms`` runs
+out or tbot exits.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from teleport_auth.end_of_job import start_ticks
 from teleport_auth.gha import ActionFailure
 
 POLL_SECONDS = 0.25
@@ -40,6 +42,9 @@ class Daemon:
     process: subprocess.Popen[bytes]
     log_path: Path
     diag_addr: str
+    # Its start time since boot (None if unreadable): tells it from a later process
+    # given the same pid, when the end-of-job step comes to stop it.
+    start_ticks: int | None = None
 
     @property
     def pid(self) -> int:
@@ -77,7 +82,7 @@ def start(
         raise ActionFailure(f"Could not start tbot: {exc}") from None
     finally:
         os.close(log_fd)
-    return Daemon(process, log_path, diag_addr)
+    return Daemon(process, log_path, diag_addr, start_ticks(process.pid))
 
 
 def _get(diag_addr: str, path: str, timeout: float) -> int | None:
@@ -155,16 +160,3 @@ def stop(daemon: Daemon) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(daemon.pid, signal.SIGKILL)
     daemon.process.wait()
-
-
-def log_tail(path: Path, lines: int = 40, max_bytes: int = 64 * 1024) -> list[str]:
-    """The last lines of tbot's log (bounded, whatever tbot wrote)."""
-    try:
-        with path.open("rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - max_bytes))
-            data = f.read()
-    except OSError:
-        return []
-    return data.decode("utf-8", errors="replace").splitlines()[-lines:]

@@ -20,12 +20,22 @@ from actions_toolkit.file_command import prepare_key_value_message
 class ActionFailure(Exception):
     """A failure the user must act on: reported as one ``::error::``, never a traceback."""
 
-    def __init__(self, message: str, *, exit_code: int = 1, hint: str = "") -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        exit_code: int = 1,
+        hint: str = "",
+        outputs: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.exit_code = exit_code
         # Longer explanation for the job summary (Markdown); optional.
         self.hint = hint
+        # Outputs the failed step still sets (never a credential); the run's private
+        # directory, which holds what they name, is then kept.
+        self.outputs = dict(outputs or {})
 
 
 def _command(name: str, message: str, properties: Mapping[str, str] | None = None) -> None:

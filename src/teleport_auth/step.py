@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path
@@ -139,16 +140,21 @@ def run(env: MutableMapping[str, str], member_key: str = "") -> int:
         # what is published stays true; before this line it undoes everything.
         with cancel.final():
             files.publish(published.outputs, published.exports if exporting else {})
-    except BaseException:
-        # All or nothing: a failed step leaves no identity, log or tbot behind.
+    except BaseException as exc:
+        # All or nothing: a failed step leaves no identity, log or tbot behind,
+        # except a failed daemon start's log, which it names in its outputs.
+        kept = exc.outputs if isinstance(exc, ActionFailure) else {}
         if background is not None:
             from teleport_auth.daemon import stop  # noqa: PLC0415
 
             with cancel.deferred():
                 stop(background)
-        if destination is not None:
+        if destination is not None and not kept:
             with cancel.deferred():
                 shutil.rmtree(destination, ignore_errors=True)
+        if kept:
+            with cancel.deferred(), contextlib.suppress(ActionFailure):
+                files.publish(kept, {})
         raise
     finally:
         files.close()

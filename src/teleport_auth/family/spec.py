@@ -18,6 +18,14 @@ from teleport_auth.inputs import Inputs
 Version = tuple[int, int, int]
 Own = TypeVar("Own")
 
+# The daemon members' end-of-job step: the folder end-of-job/ of this repository,
+# nested in their action.yml so that its post step stops tbot when the job ends. A
+# nested `uses:` takes no expression (and `./` would mean the job's workspace), so
+# it names a fixed ref: main on branches; a release pins it to its own commit.
+END_OF_JOB_FOLDER = "end-of-job"
+END_OF_JOB_REF = "main"
+END_OF_JOB_USES = f"teleport-actions/auth/{END_OF_JOB_FOLDER}@{END_OF_JOB_REF}"
+
 
 @dataclass(frozen=True)
 class InputSpec:
