@@ -20,12 +20,14 @@ function save(name, value) {
   fs.appendFileSync(file, `${name}<<${delimiter}\n${value}\n${delimiter}\n`);
 }
 
+const python = (process.env.INPUT_PYTHON || '').trim();
 const script = (process.env.INPUT_SCRIPT || '').trim();
 const state = (process.env.INPUT_STATE || '').trim();
 if (!script || !state) {
   warning('teleport-actions/auth end-of-job: no script or state given: tbot will not be stopped, nor its log shown, when the job ends.');
 } else {
   try {
+    save('python', python);
     save('script', script);
     save('state', state);
   } catch (err) {

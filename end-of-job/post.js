@@ -1,5 +1,5 @@
 // Post step, when the job ends: run the member's own end-of-job program with the
-// python3 its step used. Cleanup trouble is a warning, never a failed job.
+// interpreter its step used. Cleanup trouble is a warning, never a failed job.
 'use strict';
 
 const { spawnSync } = require('child_process');
@@ -12,8 +12,8 @@ function warning(message) {
 
 const script = process.env.STATE_script || '';
 if (script) {
-  // As the step's launcher chooses it.
-  const python = process.env.TELEPORT_AUTH_PYTHON || 'python3';
+  // The step's own interpreter; else as the step's launcher chooses one.
+  const python = process.env.STATE_python || process.env.TELEPORT_AUTH_PYTHON || 'python3';
   const done = spawnSync(python, ['-I', '-S', '-X', 'utf8', script], {
     stdio: ['ignore', 'inherit', 'inherit'],
     env: { ...process.env, TELEPORT_AUTH_END_OF_JOB: process.env.STATE_state || '' },

@@ -129,19 +129,22 @@ def test_daemon_members_end_the_job_with_a_nested_post(member: Member[Any]) -> N
         "if": "runner.os == 'Linux'",
         "uses": f"teleport-actions/auth/end-of-job@{END_OF_JOB_REF}",
         "with": {
+            "python": "${{ steps.auth.outputs.end-of-job-python }}",
             "script": "${{ steps.auth.outputs.end-of-job-script }}",
             "state": "${{ steps.auth.outputs.end-of-job-state }}",
         },
     }
     assert steps[-2]["id"] == "auth"
     # Not outputs of the action: they are the end-of-job step's business only.
-    assert not {"end-of-job-script", "end-of-job-state"} & set(load(member)["outputs"])
+    assert not {"end-of-job-python", "end-of-job-script", "end-of-job-state"} & set(
+        load(member)["outputs"]
+    )
 
 
 def test_the_end_of_job_action_is_plain_node_with_a_post() -> None:
     action = yaml.safe_load((REPO / END_OF_JOB_FOLDER / "action.yml").read_text())
     assert action["runs"] == {"using": "node24", "main": "main.js", "post": "post.js"}
-    assert set(action["inputs"]) == {"script", "state"}
+    assert set(action["inputs"]) == {"python", "script", "state"}
     # No packages: nothing but Node's own modules is required.
     for name in ("main.js", "post.js"):
         source = (REPO / END_OF_JOB_FOLDER / name).read_text()

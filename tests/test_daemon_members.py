@@ -201,6 +201,7 @@ def test_tunnel_is_up_when_the_step_ends(
     assert state == State(case.key, pid, state.start, log_path)
     assert state.start == int(Path(f"/proc/{pid}/stat").read_text().rsplit(")")[1].split()[19])
     assert outputs["end-of-job-script"] == str(REPO / "src" / "run_end_of_job.py")
+    assert outputs["end-of-job-python"] == sys.executable
     stop(pid)
     # The stand-in records its invocation when it stops.
     [start] = [r for r in job.records if "start" in r["argv"]]
@@ -221,7 +222,7 @@ def test_the_end_of_job_step_stops_this_tbot_and_shows_its_log(
     pid = int(outputs["tbot-pid"])
     # What the nested end-of-job action's post runs when the job ends.
     done = subprocess.run(
-        [sys.executable, "-I", "-S", "-X", "utf8", outputs["end-of-job-script"]],
+        [outputs["end-of-job-python"], "-I", "-S", "-X", "utf8", outputs["end-of-job-script"]],
         env={"PATH": job.env["PATH"], STATE_ENV: outputs["end-of-job-state"]},
         capture_output=True,
         text=True,

@@ -303,13 +303,15 @@ def read_state_file(path: Path) -> dict[str, str]:
 def test_shim_main_saves_its_inputs_for_the_post_step(tmp_path: Path) -> None:
     state_file = tmp_path / "state"
     state = State("database-tunnel", 4242, 1, tmp_path / "tbot.log").to_text()
-    done = node(
-        "main.js",
-        {"GITHUB_STATE": str(state_file), "INPUT_SCRIPT": str(RUNNER), "INPUT_STATE": state},
-    )
+    inputs = {"INPUT_PYTHON": sys.executable, "INPUT_SCRIPT": str(RUNNER), "INPUT_STATE": state}
+    done = node("main.js", {"GITHUB_STATE": str(state_file), **inputs})
     assert done.returncode == 0
     assert done.stdout == done.stderr == ""
-    assert read_state_file(state_file) == {"script": str(RUNNER), "state": state}
+    assert read_state_file(state_file) == {
+        "python": sys.executable,
+        "script": str(RUNNER),
+        "state": state,
+    }
 
 
 @needs_node
@@ -325,9 +327,11 @@ def test_shim_post_runs_the_members_program(sleeper: Sleeper, log_file: Path) ->
     done = node(
         "post.js",
         {
+            # The step's own interpreter comes first (python3 on PATH could be another).
+            "STATE_python": sys.executable,
             "STATE_script": str(RUNNER),
             "STATE_state": sleeper.state(log_file).to_text(),
-            "TELEPORT_AUTH_PYTHON": sys.executable,
+            "TELEPORT_AUTH_PYTHON": "no-such-python",
         },
     )
     assert done.returncode == 0, done.stderr
@@ -338,6 +342,7 @@ def test_shim_post_runs_the_members_program(sleeper: Sleeper, log_file: Path) ->
 
 @needs_node
 def test_shim_post_never_fails_the_job(tmp_path: Path) -> None:
+    # No interpreter saved (an empty input): TELEPORT_AUTH_PYTHON, as the launcher.
     missing = node(
         "post.js",
         {"STATE_script": str(RUNNER), "STATE_state": "{}", "TELEPORT_AUTH_PYTHON": "no-python"},
@@ -350,7 +355,7 @@ def test_shim_post_never_fails_the_job(tmp_path: Path) -> None:
     broken.write_text("raise SystemExit(3)\n")
     failed = node(
         "post.js",
-        {"STATE_script": str(broken), "STATE_state": "{}", "TELEPORT_AUTH_PYTHON": sys.executable},
+        {"STATE_python": sys.executable, "STATE_script": str(broken), "STATE_state": "{}"},
     )
     assert failed.returncode == 0
     assert failed.stdout == (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 from teleport_auth import cancel, daemon, gha, tbot_log
@@ -108,6 +109,8 @@ def run_daemon(context: Context, settings: Daemon) -> tuple[Published, str, daem
         "tbot-pid": str(running.pid),
         # For the member's end-of-job step only (not outputs of the action).
         "end-of-job-script": str(END_OF_JOB_SCRIPT),
+        # The interpreter running this step: a later step may put another python3 first.
+        "end-of-job-python": sys.executable,
         "end-of-job-state": end_of_job.to_text(),
     }
     rows = (
