@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import re
+import select
 import signal
 import uuid
 from collections.abc import Iterator
@@ -136,6 +137,25 @@ def standin_daemons() -> list[int]:
         if state != "Z" and script in cmdline and marker in environ:
             found.append(int(entry.name))
     return found
+
+
+def gone_within(pid: int, seconds: float = 10.0) -> bool:
+    """Whether process ``pid`` exits within ``seconds`` (a zombie counts as gone).
+
+    Waits on a pidfd, which becomes readable when the process exits: no polling,
+    and a process still finishing its shutdown (the stand-in needs ~100 ms after
+    SIGTERM) is waited for rather than reported alive.
+    """
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(int(seconds * 1000)))
+    finally:
+        os.close(fd)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -13,7 +13,7 @@ import yaml
 
 from conftest import REPO
 from teleport_auth.family import MEMBERS
-from teleport_auth.family.spec import Member
+from teleport_auth.family.spec import END_OF_JOB_FOLDER, END_OF_JOB_REF, Member
 from teleport_auth.inputs import env_name
 
 SHARED = {"proxy", "token", "certificate-ttl", "anonymous-telemetry", "ca-pins", "disable-env-vars"}
@@ -30,7 +30,7 @@ ORIGINALS: dict[str, tuple[str, set[str], set[str]]] = {
         {"app"},
         {"destination-dir", "identity-file", "certificate-file", "key-file"},
     ),
-    # The daemon members add the tbot process id (they have no post step to stop it).
+    # The daemon members add the tbot process id (to stop it before the job ends).
     "database-tunnel": (
         "database-tunnel/action.yml",
         {"listen", "timeout-ms", "diag-port", "service", "database", "username"},
@@ -99,6 +99,8 @@ def test_every_input_reaches_the_step_through_env_only(member: Member) -> None:
         "${{ inputs.anonymous-telemetry || env.TELEPORT_ANONYMOUS_TELEMETRY }}"
     )
     for each in steps:
+        if "uses" in each:
+            continue  # the daemon members' end-of-job step (test below)
         # Never an expression inside a script: template injection.
         assert "${{" not in each["run"]
         assert each["shell"] == "bash"
@@ -110,6 +112,48 @@ def test_every_input_reaches_the_step_through_env_only(member: Member) -> None:
     )
     # exec: the process the runner signals on cancel is the step itself.
     assert step["run"] == f"exec bash {launcher}"
+
+
+@pytest.mark.parametrize("member", MEMBERS, ids=ids)
+def test_daemon_members_end_the_job_with_a_nested_post(member: Member) -> None:
+    steps = load(member)["runs"]["steps"]
+    nested = [s for s in steps if "uses" in s]
+    if member.oneshot:
+        assert nested == []
+        return
+    # Last, after the step that starts tbot (it runs only if that one succeeded); a
+    # fixed ref (a nested `uses:` takes no expression); what it needs comes from
+    # that step's outputs, as the step sees its own paths (in a container job too).
+    assert steps[-1] == {
+        "name": "Stop tbot and show its log when the job ends",
+        "if": "runner.os == 'Linux'",
+        "uses": f"teleport-actions/auth/end-of-job@{END_OF_JOB_REF}",
+        "with": {
+            "python": "${{ steps.auth.outputs.end-of-job-python }}",
+            "script": "${{ steps.auth.outputs.end-of-job-script }}",
+            "state": "${{ steps.auth.outputs.end-of-job-state }}",
+        },
+    }
+    assert steps[-2]["id"] == "auth"
+    # Not outputs of the action: they are the end-of-job step's business only.
+    assert not {"end-of-job-python", "end-of-job-script", "end-of-job-state"} & set(
+        load(member)["outputs"]
+    )
+
+
+def test_the_end_of_job_action_is_plain_node_with_a_post() -> None:
+    action = yaml.safe_load((REPO / END_OF_JOB_FOLDER / "action.yml").read_text())
+    assert action["runs"] == {"using": "node24", "main": "main.js", "post": "post.js"}
+    assert set(action["inputs"]) == {"python", "script", "state"}
+    # No packages: nothing but Node's own modules is required.
+    for name in ("main.js", "post.js"):
+        source = (REPO / END_OF_JOB_FOLDER / name).read_text()
+        assert set(re.findall(r"require\('([^']+)'\)", source)) <= {"child_process", "crypto", "fs"}
+    assert sorted(p.name for p in (REPO / END_OF_JOB_FOLDER).iterdir()) == [
+        "action.yml",
+        "main.js",
+        "post.js",
+    ]
 
 
 @pytest.mark.parametrize("member", MEMBERS, ids=ids)

@@ -20,7 +20,7 @@ import pytest
 from act_local.cli import main
 from act_local.view import LINKED, ViewError, make_view
 from act_local.workflows import scan, workflow_files
-from conftest import standin_daemons
+from conftest import gone_within
 from echo_server import free_port
 from standin.install import install_standin
 from teleport_auth import HELPER_VERSION
@@ -215,16 +215,40 @@ jobs:
           database: app
           username: ci
           anonymous-telemetry: true
+      # A second daemon in the same job: each has its own end of the job.
+      - id: apps
+        uses: teleport-actions/auth/application-proxy@v1
+        with:
+          proxy: tele.example.com:443
+          token: {TOKEN}
+          listen: tcp://127.0.0.1:{free_port()}
+          diag-port: "{free_port()}"
 """
     repo = make_repo(tmp_path / "their-repo", {".github/workflows/tunnel.yml": workflow})
     done = dev_act(str(repo), cwd=tmp_path, tmp_path=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     job = parse_summary(done.stdout)["tunnel/db"]
     pid = int(job.steps["tunnel"]["outputs"]["tbot-pid"])
-    # The workflow left tbot running; the run ended it, as GitHub's runner does.
-    assert f"stopped tbot (pid {pid}) left running by job tunnel/db" in done.stdout
-    assert pid not in standin_daemons()
-    [event] = job.events
+    apps_pid = int(job.steps["apps"]["outputs"]["tbot-pid"])
+    # The workflow left both running: each member's end-of-job step (its nested
+    # action's post, mapped to this checkout too) stopped its own tbot and showed
+    # its log, the later step's first (posts run in reverse order).
+    said = [
+        line.partition("]   | ")[2]
+        for line in done.stdout.splitlines()
+        if ": Stopped tbot (pid " in line
+    ]
+    assert [s.partition(" after ")[0] for s in said] == [
+        f"teleport-actions/auth/application-proxy: Stopped tbot (pid {apps_pid})",
+        f"teleport-actions/auth/database-tunnel: Stopped tbot (pid {pid})",
+    ]
+    assert done.stdout.count("Run Post Stop tbot and show its log when the job ends") == 2
+    assert f"::group::tbot log (database-tunnel, pid {pid})" in done.stdout
+    assert f"::group::tbot log (application-proxy, pid {apps_pid})" in done.stdout
+    assert "left running by job" not in done.stdout
+    assert gone_within(pid)
+    assert gone_within(apps_pid)
+    [event] = job.events  # only the tunnel opted in
     assert event["props"]["tbot.version"] == "18.6.4"
     assert event["props"]["tbot.run_mode"] == "daemon"
 

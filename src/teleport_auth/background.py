@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-from teleport_auth import cancel, daemon, gha
+from teleport_auth import cancel, daemon, gha, tbot_log
 from teleport_auth.context import Context
 from teleport_auth.daemon import RunningTbot
+from teleport_auth.end_of_job import State
 from teleport_auth.family.spec import BackgroundSettings, Published
 from teleport_auth.tbot import tbot_env
 from teleport_auth.tbot_run import TbotFailed, run_tbot
 
-_LOG_HINT = "tbot's log is in the `tbot log` group of the step's log."
-
-
-def _show_log(running: RunningTbot) -> None:
-    """tbot's last lines, with workflow commands stopped so none of them can act."""
-    with gha.group("tbot log (last lines)"), gha.commands_stopped():
-        for line in daemon.log_tail(running.log_path):
-            gha.info(line)
+_LOG_HINT = (
+    "tbot's log is in the `tbot log` group of the step's log, and stays in the file named "
+    "by the step's `log-path` output."
+)
+# The program the end-of-job step runs, as this step sees it (in a container job too).
+END_OF_JOB_SCRIPT = Path(__file__).parent.parent / "run_end_of_job.py"
 
 
 def _wait(running: RunningTbot, timeout_ms: int) -> None:
@@ -66,8 +66,14 @@ def run_background(
         except daemon.NotReady as failure:
             with cancel.deferred():
                 daemon.stop(running)
-            _show_log(running)
-            raise TbotFailed(failure.message, hint=_LOG_HINT) from None
+            # As the original: the whole log now, and its path (and the diagnostics
+            # address) as outputs of the failed step; the log file is kept.
+            tbot_log.show(running.log_path)
+            raise TbotFailed(
+                failure.message,
+                hint=_LOG_HINT,
+                outputs={"log-path": str(running.log_path), "diag-addr": settings.diag_addr},
+            ) from None
         except BaseException:
             # A cancelled or failed step leaves no tbot behind.
             with cancel.deferred():
@@ -77,11 +83,17 @@ def run_background(
 
     running, telemetry = run_tbot(context, launch)
     own = context.plan.publish(context.inputs, context.workdir)
+    end_of_job = State(context.member.key, running.pid, running.start_ticks, running.log_path)
     outputs = {
         **own.outputs,
         "diag-addr": settings.diag_addr,
         "log-path": str(running.log_path),
         "tbot-pid": str(running.pid),
+        # For the member's end-of-job step only (not outputs of the action).
+        "end-of-job-script": str(END_OF_JOB_SCRIPT),
+        # The interpreter running this step: a later step may put another python3 first.
+        "end-of-job-python": sys.executable,
+        "end-of-job-state": end_of_job.to_text(),
     }
     rows = (
         *own.rows,
@@ -89,7 +101,7 @@ def run_background(
         ("tbot log", str(running.log_path)),
     )
     gha.info(
-        f"tbot keeps running in the background (pid {running.pid}) for the rest of the job; "
-        f"its log: {running.log_path}"
+        f"tbot keeps running in the background (pid {running.pid}) until the job ends, when "
+        f"it is stopped and its log shown; its log: {running.log_path}"
     )
     return Published(outputs, rows=rows), telemetry, running

@@ -1,11 +1,12 @@
 """tbot in the background, for the daemon members: start it detached, wait until it is ready.
 
-A composite action has no ``post`` step, so tbot is started in its own Unix
-session and process group (as ``setsid`` does): it outlives the step, and a
-signal sent to the step or its process group does not reach it. Its output
-goes to a private log file. Readiness is asked of its diagnostics service
-(``GET /wait``: 200 once every service is ready), every 250 ms as the original
-does, until ``timeout-ms`` runs out or tbot exits.
+tbot is started in its own Unix session and process group (as ``setsid``
+does): it outlives the step, and a signal sent to the step or its process
+group does not reach it; the member's end-of-job step stops it when the job
+ends (:mod:`teleport_auth.end_of_job`). Its output goes to a private log file.
+Readiness is asked of its diagnostics service (``GET /wait``: 200 once every
+service is ready), every 250 ms as the original does, until ``timeout-ms`` runs
+out or tbot exits.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from teleport_auth.end_of_job import start_ticks
 from teleport_auth.gha import ActionFailure
 from teleport_auth.tbot import describe_exit
 
@@ -40,10 +42,19 @@ class NotReady(ActionFailure):
 class RunningTbot:
     """The tbot a daemon member started: its process, log and diagnostics address."""
 
-    def __init__(self, process: subprocess.Popen[bytes], log_path: Path, diag_addr: str) -> None:
+    def __init__(
+        self,
+        process: subprocess.Popen[bytes],
+        log_path: Path,
+        diag_addr: str,
+        start_ticks: int | None = None,
+    ) -> None:
         self.process = process
         self.log_path = log_path
         self.diag_addr = diag_addr
+        # Its start time since boot (None if unreadable): tells it from a later process
+        # given the same pid, when the end-of-job step comes to stop it.
+        self.start_ticks = start_ticks
 
     @property
     def pid(self) -> int:
@@ -81,7 +92,7 @@ def start(
         raise ActionFailure(f"Could not start tbot: {exc}") from None
     finally:
         os.close(log_fd)
-    return RunningTbot(process, log_path, diag_addr)
+    return RunningTbot(process, log_path, diag_addr, start_ticks(process.pid))
 
 
 def _get(diag_addr: str, path: str, timeout: float) -> int | None:
@@ -158,16 +169,3 @@ def stop(daemon: RunningTbot) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(daemon.pid, signal.SIGKILL)
     daemon.process.wait()
-
-
-def log_tail(path: Path, lines: int = 40, max_bytes: int = 64 * 1024) -> list[str]:
-    """The last lines of tbot's log (bounded, whatever tbot wrote)."""
-    try:
-        with path.open("rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - max_bytes))
-            data = f.read()
-    except OSError:
-        return []
-    return data.decode("utf-8", errors="replace").splitlines()[-lines:]

@@ -1,6 +1,6 @@
 """GitHub Actions workflow commands and file commands.
 
-A thin layer over actions-toolkit's ``command`` and ``file_command`` modules.
+A thin layer over actions-toolkit's ``command`` module.
 We deliberately avoid ``actions_toolkit.core``: it imports ``requests`` (for
 OIDC) at import time, which would put the HTTP stack on the start-up path of
 every run, telemetry or not.
@@ -19,12 +19,22 @@ from actions_toolkit.command import issue_command
 class ActionFailure(Exception):
     """A failure the user must act on: reported as one ``::error::``, never a traceback."""
 
-    def __init__(self, message: str, *, exit_code: int = 1, hint: str = "") -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        exit_code: int = 1,
+        hint: str = "",
+        outputs: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.exit_code = exit_code
         # Longer explanation for the job summary (Markdown); optional.
         self.hint = hint
+        # Outputs the failed step still sets (never a credential); the run's private
+        # directory, which holds what they name, is then kept.
+        self.outputs = dict(outputs or {})
 
 
 def describe_os_error(exc: OSError) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -141,18 +142,23 @@ def run(env: MutableMapping[str, str], member_key: str = "") -> int:
         # what is published stays true; before this line it undoes everything.
         with cancel.final():
             files.publish(published.outputs, published.exports if exporting else {})
-    except BaseException:
-        # All or nothing: a failed step leaves no identity, log or tbot behind.
+    except BaseException as exc:
+        # All or nothing: a failed step leaves no identity, log or tbot behind,
+        # except a failed daemon start's log, which it names in its outputs.
+        kept = exc.outputs if isinstance(exc, ActionFailure) else {}
         if running is not None:
             from teleport_auth.daemon import stop  # noqa: PLC0415
 
             with cancel.deferred():
                 stop(running)
-        if destination is not None:
+        if destination is not None and not kept:
             import shutil  # noqa: PLC0415 - only a failed step removes a whole directory
 
             with cancel.deferred():
                 shutil.rmtree(destination, ignore_errors=True)
+        if kept:
+            with cancel.deferred(), contextlib.suppress(ActionFailure):
+                files.publish(kept, {})
         raise
     finally:
         files.close()

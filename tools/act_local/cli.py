@@ -20,6 +20,7 @@ from act_local.report import summary
 from act_local.view import ViewError, make_view
 from act_local.workflows import WorkflowError, scan, workflow_files
 from teleport_auth.family import MEMBERS
+from teleport_auth.family.spec import END_OF_JOB_FOLDER, END_OF_JOB_REF
 
 PROG = "python3 scripts/dev act"
 # The daemon members need tbot 18.6.4 (its /wait); the stand-in reports 16.4.2 unless told.
@@ -174,19 +175,25 @@ def _run(args: argparse.Namespace, extra: list[str]) -> int:
     env["ACT_DISABLE_VERSION_CHECK"] = "1"
     with tempfile.TemporaryDirectory(prefix="teleport-auth-act-") as tmp:
         work = Path(tmp)
-        view = make_view(ROOT, work / "view", (m.folder for m in MEMBERS if m.folder))
+        view = make_view(
+            ROOT, work / "view", (m.folder for m in MEMBERS if m.folder), (END_OF_JOB_FOLDER,)
+        )
         tbot = put_tbot_on_path(work / "bin", args.tbot)
         # The self-hosted "runner" is this host: jobs find tbot on act's own PATH.
         env["PATH"] = f"{work / 'bin'}{os.pathsep}{env.get('PATH', '')}"
         daemons = {m.folder for m in MEMBERS if not m.oneshot} & found.members()
         if args.tbot is None and daemons:
             env.setdefault("STANDIN_TBOT_VERSION", DAEMON_TBOT_VERSION)
+        mappings = found.mappings()
+        # The daemon members' own nested `uses: teleport-actions/auth/end-of-job@REF`.
+        if daemons and (nested := f"teleport-actions/auth@{END_OF_JOB_REF}") not in mappings:
+            mappings.append(nested)
         collector = Collector.start(work)
         log = ActLog()
         try:
             cmd = act_command(
                 view=view,
-                mappings=found.mappings(),
+                mappings=mappings,
                 labels=found.labels,
                 collector_url=collector.url,
                 workflows=workflows,
@@ -195,7 +202,7 @@ def _run(args: argparse.Namespace, extra: list[str]) -> int:
                 extra=extra,
             )
             print(f"{PROG}: act in {repository}; tbot: {tbot}; collector: {collector.url}")
-            for mapping in found.mappings():
+            for mapping in mappings:
                 print(f"{PROG}: {mapping} (and its members) = this checkout, {ROOT}")
             print(flush=True)
             code = run_act(cmd, repository, env, log)

@@ -24,8 +24,14 @@ class ViewError(Exception):
     """The checkout lacks something the action needs at run time."""
 
 
-def make_view(checkout: Path, dest: Path, member_folders: Iterable[str]) -> Path:
-    """Lay out ``dest``: copies of every action.yml, links to everything else."""
+def make_view(
+    checkout: Path, dest: Path, member_folders: Iterable[str], copied: Iterable[str] = ()
+) -> Path:
+    """Lay out ``dest``: copies of every action.yml (and of ``copied`` folders), links to the rest.
+
+    ``copied``: small folders act runs as actions of their own (end-of-job/, a Node
+    action), copied whole.
+    """
     if not (checkout / "_vendor" / "BUNDLE").is_file():
         raise ViewError(
             f"{checkout}/_vendor/ has no bundle: run `python3 {checkout}/scripts/dev setup`"
@@ -37,6 +43,8 @@ def make_view(checkout: Path, dest: Path, member_folders: Iterable[str]) -> Path
             raise ViewError(f"{source} is missing: run `python3 scripts/gen_actions`")
         (dest / folder).mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, dest / folder / "action.yml")
+    for folder in copied:
+        shutil.copytree(checkout / folder, dest / folder)
     for name in LINKED:
         os.symlink(checkout / name, dest / name)
     return dest

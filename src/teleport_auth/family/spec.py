@@ -24,6 +24,14 @@ Version = tuple[int, int, int]
 # (minimum tbot version, what needs it), e.g. ((17, 2, 8), "Input 'allow-reissue'").
 Requirement = tuple[Version, str]
 
+# The daemon members' end-of-job step: the folder end-of-job/ of this repository,
+# nested in their action.yml so that its post step stops tbot when the job ends. A
+# nested `uses:` takes no expression (and `./` would mean the job's workspace), so
+# it names a fixed ref: main on branches; a release pins it to its own commit.
+END_OF_JOB_FOLDER = "end-of-job"
+END_OF_JOB_REF = "main"
+END_OF_JOB_USES = f"teleport-actions/auth/{END_OF_JOB_FOLDER}@{END_OF_JOB_REF}"
+
 
 class InputSpec(NamedTuple):
     name: str

@@ -189,11 +189,20 @@ def daemon_outputs(prefix: str, what: str) -> tuple[OutputSpec, ...]:
     return (
         OutputSpec(f"{prefix}-uri", f"The URI the {what} listens on (the listen input)."),
         OutputSpec(f"{prefix}-port", f"The port the {what} listens on."),
-        OutputSpec("diag-addr", "Address of tbot's diagnostics service (127.0.0.1:<diag-port>)."),
-        OutputSpec("log-path", "Path of tbot's log file (mode 0600, private to the job's user)."),
+        OutputSpec(
+            "diag-addr",
+            "Address of tbot's diagnostics service (127.0.0.1:<diag-port>); set also when tbot "
+            "fails to become ready.",
+        ),
+        OutputSpec(
+            "log-path",
+            "Path of tbot's log file (mode 0600, private to the job's user); set also when "
+            "tbot fails to become ready. The log is shown when the job ends.",
+        ),
         OutputSpec(
             "tbot-pid",
-            "Process id of the background tbot, to stop it (kill <pid>) before the job ends.",
+            "Process id of the background tbot, to stop it (kill <pid>) before the job ends "
+            "(it is stopped when the job ends).",
         ),
     )
 
