@@ -149,8 +149,11 @@ def no_tbot_outlives_the_suite() -> Iterator[None]:
 
 
 @pytest.fixture
-def job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Job:
-    """A job with the stand-in tbot on PATH; ``os.environ`` is replaced for the test."""
+def job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, goyaml_binary: Path | None) -> Job:
+    """A job with the stand-in tbot on PATH; ``os.environ`` is replaced for the test.
+
+    Where Go is installed the stand-in reads every config with yaml.v3 too, as tbot does.
+    """
     bin_dir = tmp_path / "bin"
     install_standin(bin_dir)
     runner_temp = tmp_path / "runner-temp"
@@ -178,5 +181,7 @@ def job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Job:
         "STANDIN_TBOT_MAX_LIFETIME": "120",
         **files,
     }
+    if goyaml_binary is not None:
+        env["STANDIN_TBOT_GOYAML"] = str(goyaml_binary)
     monkeypatch.setattr(os, "environ", env)
     return Job(env=env, root=tmp_path)
