@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -135,6 +136,20 @@ def standin_daemons() -> list[int]:
         if state != "Z" and script in cmdline and marker in environ:
             found.append(int(entry.name))
     return found
+
+
+def stop_daemon(pid: int) -> None:
+    """Stop a daemon member's tbot as the README says (kill <tbot-pid>); wait, bounded, for it.
+
+    The step ran in this process, so tbot is its child: it is reaped here too.
+    """
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.05)
+    assert not Path(f"/proc/{pid}").exists()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -7,19 +7,15 @@ written escaped; bytes that are not UTF-8 are refused, naming the input.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import go_yaml
-from conftest import Job
+from conftest import Job, stop_daemon
 from echo_server import free_port
 from teleport_auth.config import build_config, private_dir, to_file_text, write_config
 from teleport_auth.family import KEYS, member
@@ -186,23 +182,12 @@ def test_the_step_runs_tbot_with_values_yaml_cannot_write_raw(
     code = main([key])
     log = capsys.readouterr().out
     if "tbot-pid" in job.outputs:
-        stop(int(job.outputs["tbot-pid"]))
+        stop_daemon(int(job.outputs["tbot-pid"]))
     assert code == 0, log
     [record] = [r for r in job.records if "start" in r["argv"]]
     assert record["config"]["onboarding"]["token"] == value
     entry = (record["config"]["outputs"] + record["config"]["services"])[0]
     assert [entry[field] for field in fields(key)] == [value] * len(NAMES[key])
-
-
-def stop(pid: int) -> None:
-    """End a daemon member's tbot (kill <tbot-pid>) and wait, bounded, until it is gone."""
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 10
-    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)  # the step ran in this process: tbot is its child
-        time.sleep(0.05)
-    assert not Path(f"/proc/{pid}").exists()
 
 
 def test_the_standin_refuses_what_yaml_v3_refuses(job: Job, goyaml: Path, tmp_path: Path) -> None:

@@ -358,7 +358,7 @@ def _free(port: int) -> bool:
 
 @pytest.mark.parametrize(
     ("name", "given", "message"),
-    [("timeout-ms", "-1", "non-negative"), ("diag-port", "0", "port from 1 to 65535")],
+    [("timeout-ms", "-1", "milliseconds from 0"), ("diag-port", "0", "port from 1 to 65535")],
 )
 def test_numbers_rejected(name: str, given: str, message: str) -> None:
     found = member("application-proxy")
