@@ -5,7 +5,9 @@ session and process group (as ``setsid`` does): it outlives the step, and a
 signal sent to the step or its process group does not reach it. Its output
 goes to a private log file. Readiness is asked of its diagnostics service
 (``GET /wait``: 200 once every service is ready), every 250 ms as the original
-does, until ``timeout-ms`` runs out or tbot exits.
+does, until ``timeout-ms`` runs out or tbot exits. An answer counts only if our
+tbot holds the port and still runs (``teleport_auth.listener``): another
+process may have taken it after the step checked it was free.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from teleport_auth import listener
 from teleport_auth.gha import ActionFailure
 
 POLL_SECONDS = 0.25
@@ -114,21 +117,33 @@ def _exit_reason(daemon: Daemon) -> str:
     return f"exited with code {code}"
 
 
+def _answered_by_ours(daemon: Daemon) -> bool:
+    """After an answer on the diag port: it came from our tbot, which still runs.
+
+    Another process may have taken the port after the step checked it was free.
+    """
+    port = int(daemon.diag_addr.rpartition(":")[2])
+    return listener.held_by_session(daemon.pid, port) is not False and daemon.process.poll() is None
+
+
 def wait_ready(daemon: Daemon, timeout_ms: int) -> float:
     """Seconds until ``/wait`` said 200; raises NotReady (after stopping tbot) otherwise."""
     started = time.monotonic()
     deadline = started + timeout_ms / 1000
+    other = ""  # said when another process answered in tbot's place
     while True:
         if daemon.process.poll() is not None:
-            raise NotReady(f"tbot {_exit_reason(daemon)} before it was ready")
+            raise NotReady(f"tbot {_exit_reason(daemon)} before it was ready{other}")
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             stop(daemon)
-            raise NotReady(f"tbot was not ready within {timeout_ms} ms (timeout-ms)")
+            raise NotReady(f"tbot was not ready within {timeout_ms} ms (timeout-ms){other}")
         if _get(daemon.diag_addr, "/wait", min(remaining, 1.0)) == 200:
-            return time.monotonic() - started
+            if _answered_by_ours(daemon):
+                return time.monotonic() - started
+            other = f"; another process answers on {daemon.diag_addr} (diag-port)"
         if _exited(daemon, min(POLL_SECONDS, deadline - time.monotonic())):
-            raise NotReady(f"tbot {_exit_reason(daemon)} before it was ready")
+            raise NotReady(f"tbot {_exit_reason(daemon)} before it was ready{other}")
 
 
 def wait_config_read(daemon: Daemon) -> bool:
@@ -137,7 +152,7 @@ def wait_config_read(daemon: Daemon) -> bool:
     while time.monotonic() < deadline:
         if daemon.process.poll() is not None:
             raise NotReady(f"tbot {_exit_reason(daemon)} right after it started")
-        if _get(daemon.diag_addr, "/livez", 1.0) is not None:
+        if _get(daemon.diag_addr, "/livez", 1.0) is not None and _answered_by_ours(daemon):
             return True
         if _exited(daemon, POLL_SECONDS):
             raise NotReady(f"tbot {_exit_reason(daemon)} right after it started")
