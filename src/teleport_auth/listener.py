@@ -13,9 +13,11 @@ started (it runs in a session of its own: a wrapper script's tbot, say).
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import os
 import socket
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 _LISTEN = "0A"  # TCP_LISTEN in the kernel's state column
@@ -63,10 +65,9 @@ def listening_inodes(port: int, proc: Path = Path("/proc")) -> set[int] | None:
     return found if readable else None
 
 
-def session_members(leader: int, proc: Path = Path("/proc")) -> list[int]:
+def session_members(leader: int, proc: Path = Path("/proc")) -> Iterator[int]:
     """The processes of the session ``leader`` leads: tbot runs in a session of its own,
     so these are tbot and whatever it started (a wrapper script's tbot, say)."""
-    members = []
     for entry in os.scandir(proc):
         if not entry.name.isdigit():
             continue
@@ -77,8 +78,7 @@ def session_members(leader: int, proc: Path = Path("/proc")) -> list[int]:
         # pid (comm) state ppid pgrp session ...: comm may hold spaces and parentheses.
         fields = stat.rsplit(")", 1)[-1].split()
         if len(fields) > 3 and fields[3] == str(leader):
-            members.append(int(entry.name))
-    return members
+            yield int(entry.name)
 
 
 def socket_inodes(pid: int, proc: Path = Path("/proc")) -> set[int] | None:
@@ -114,8 +114,9 @@ def held_by_session(leader: int, port: int, proc: Path = Path("/proc")) -> bool 
         return None
     if not listening:
         return False
-    # tbot itself first; the rest of its session only if it does not hold the port.
-    for pid in (leader, *(p for p in session_members(leader, proc) if p != leader)):
+    # A generator: /proc is scanned only if tbot itself does not hold the port.
+    others = (pid for pid in session_members(leader, proc) if pid != leader)
+    for pid in itertools.chain((leader,), others):
         inodes = socket_inodes(pid, proc)
         if inodes is None:
             return None
