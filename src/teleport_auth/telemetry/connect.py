@@ -127,8 +127,9 @@ def _status_text(status: int) -> str:
 def _read_bounded(response: requests.Response, deadline: float) -> bytes | None:
     """Up to MAX_RESPONSE_BYTES of the raw body, by the deadline; None when it is larger.
 
-    A read waits on the socket whatever the deadline, so a timer shuts the
-    socket's reading side at the deadline: the read in progress ends at once.
+    Each read on the socket may wait the whole read timeout, set once before the
+    headers; so a timer shuts the socket's reading side at the deadline, and
+    the read in progress ends at once.
     """
     late = threading.Event()
 
