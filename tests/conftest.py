@@ -158,6 +158,17 @@ def gone_within(pid: int, seconds: float = 10.0) -> bool:
         os.close(fd)
 
 
+def stop_daemon(pid: int) -> None:
+    """Stop a daemon member's tbot as the README says (kill <tbot-pid>); wait, bounded, for it.
+
+    The step ran in this process, so tbot is its child: it is reaped here too.
+    """
+    os.kill(pid, signal.SIGTERM)
+    assert gone_within(pid)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def no_tbot_outlives_the_suite() -> Iterator[None]:
     """Every test ends every tbot it started: the run fails if one is still alive at its end."""
@@ -170,8 +181,11 @@ def no_tbot_outlives_the_suite() -> Iterator[None]:
 
 
 @pytest.fixture
-def job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Job:
-    """A job with the stand-in tbot on PATH; ``os.environ`` is replaced for the test."""
+def job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, goyaml_binary: Path | None) -> Job:
+    """A job with the stand-in tbot on PATH; ``os.environ`` is replaced for the test.
+
+    Where Go is installed the stand-in reads every config with yaml.v3 too, as tbot does.
+    """
     bin_dir = tmp_path / "bin"
     install_standin(bin_dir)
     runner_temp = tmp_path / "runner-temp"
@@ -199,5 +213,7 @@ def job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Job:
         "STANDIN_TBOT_MAX_LIFETIME": "120",
         **files,
     }
+    if goyaml_binary is not None:
+        env["STANDIN_TBOT_GOYAML"] = str(goyaml_binary)
     monkeypatch.setattr(os, "environ", env)
     return Job(env=env, root=tmp_path)

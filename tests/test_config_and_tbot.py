@@ -121,8 +121,9 @@ def test_tbot_env_hygiene() -> None:
         "emoji \U0001f600 beyond U+FFFF",
     ],
 )
-def test_the_file_is_json_that_yaml_reads_back_unchanged(value: str) -> None:
-    # tbot reads the config as YAML; JSON is YAML, and its escaping keeps values values.
+def test_the_file_is_yaml_that_reads_back_unchanged(value: str) -> None:
+    # tbot reads the config as YAML; JSON's syntax is YAML, and escaping keeps values values
+    # (test_config_yaml_v3 reads every member's config with tbot's own parser too).
     config = auth_config() | {"certificate_ttl": value}
     text = to_file_text(config)
     # No \\uD83D-style surrogate escapes: tbot's YAML parser refuses them.

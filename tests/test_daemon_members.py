@@ -400,7 +400,7 @@ def test_numbers_as_the_original_parses_them(
 
 @pytest.mark.parametrize(
     ("name", "given", "message"),
-    [("timeout-ms", "-1", "non-negative"), ("diag-port", "0", "port from 1 to 65535")],
+    [("timeout-ms", "-1", "milliseconds from 0"), ("diag-port", "0", "port from 1 to 65535")],
 )
 def test_numbers_rejected(name: str, given: str, message: str) -> None:
     found = member("application-proxy")

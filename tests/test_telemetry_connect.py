@@ -122,6 +122,23 @@ def test_messages(session: requests.Session) -> None:
         assert _call(session, server.url).message == f"no response within {TIMEOUT:g} s"
 
 
+def test_one_deadline_bounds_the_whole_call(session: requests.Session) -> None:
+    # Headers at half the deadline and the body well after it: a Connect client
+    # gives up at its deadline (connect-node's timeoutMs does). With a timeout per
+    # phase the body would still be read, and the event "confirmed", at 2.6 s.
+    with FaultServer("slow_body", head_delay=1.0, body_delay=2.6) as server:
+        result = _call(session, server.url, timeout=2.0)
+        gave_up_first = not server.slow_body_sent.is_set()
+    assert (result.ok, result.code, result.sent) == (False, "deadline_exceeded", True)
+    assert gave_up_first  # at the deadline, not when the body came
+    assert result.http_status == 200  # the headers came in time; the body did not
+
+
+def test_a_slow_server_within_the_deadline_is_confirmed(session: requests.Session) -> None:
+    with FaultServer("slow_body", head_delay=0.1, body_delay=0.2) as server:
+        assert _call(session, server.url, timeout=5.0).ok
+
+
 def test_request_headers_are_exactly_the_protocol_ones(session: requests.Session) -> None:
     with FaultServer("ok") as server:
         assert _call(session, server.url).ok

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -52,15 +53,35 @@ def to_yaml(config: BotConfig) -> str:
 
 
 def to_file_text(config: BotConfig) -> str:
-    """The config as tbot reads it: JSON, which is YAML (1.2), so no YAML library is needed.
+    """The config as tbot reads it: JSON syntax, which is YAML (1.2), all ASCII.
 
-    Every string double-quoted and escaped, so nothing in an input can change the
-    document's structure. UTF-8 rather than ``\\u`` escapes: tbot's YAML parser
-    refuses the surrogate-pair escapes JSON uses for characters beyond U+FFFF.
-    (Control characters, which YAML only takes escaped, are escaped by json or
-    refused by the input checks.)
+    Every string is double-quoted and escaped, so nothing in an input can change
+    the document's structure. Every non-ASCII character is escaped too: Go's
+    yaml.v3 (tbot's parser) refuses U+FFFE and U+FFFF written raw, and can
+    misread a raw U+FEFF (a BOM pasted into a value) depending on where it falls
+    in the file, but reads every escape back exactly. Beyond U+FFFF the escape
+    is YAML's ``\\UXXXXXXXX``: yaml.v3 refuses the surrogate pairs JSON would use.
+    Control characters are escaped by json or refused by the input checks, and
+    text that is not UTF-8 (lone surrogates) cannot be written at all.
     """
-    return json.dumps(config, indent=2, ensure_ascii=False) + "\n"
+    text = json.dumps(config, indent=2, ensure_ascii=False)
+    if _SURROGATE.search(text):
+        raise ActionFailure(
+            "The tbot config would hold text that is not UTF-8 (from RUNNER_TEMP or an input)."
+        )
+    # Outside strings json writes only ASCII, and inside them a raw character is
+    # never part of an escape: each non-ASCII character can be replaced in place.
+    return _NON_ASCII.sub(_escape, text) + "\n"
+
+
+# DEL (0x7f) too: YAML does not take it raw either.
+_NON_ASCII = re.compile(r"[^\x00-\x7e]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 def private_dir(parent: Path) -> Path:

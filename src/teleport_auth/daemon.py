@@ -6,7 +6,9 @@ group does not reach it; the member's end-of-job step stops it when the job
 ends (:mod:`teleport_auth.end_of_job`). Its output goes to a private log file.
 Readiness is asked of its diagnostics service (``GET /wait``: 200 once every
 service is ready), every 250 ms as the original does, until ``timeout-ms`` runs
-out or tbot exits.
+out or tbot exits. An answer counts only if our tbot holds the port and still
+runs (``teleport_auth.listener``): another process may have taken it after the
+step checked it was free.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from teleport_auth import listener
 from teleport_auth.end_of_job import start_ticks
 from teleport_auth.gha import ActionFailure
 from teleport_auth.tbot import describe_exit
@@ -124,25 +127,37 @@ def _exit_reason(running: RunningTbot) -> str:
     return describe_exit(code, exited="exited with code") if code is not None else "is running"
 
 
+def _answered_by_ours(daemon: RunningTbot) -> bool:
+    """After an answer on the diag port: it came from our tbot, which still runs.
+
+    Another process may have taken the port after the step checked it was free.
+    """
+    port = int(daemon.diag_addr.rpartition(":")[2])
+    return listener.held_by_session(daemon.pid, port) is not False and daemon.process.poll() is None
+
+
 def wait_ready(daemon: RunningTbot, timeout_ms: int) -> float:
     """Seconds until ``/wait`` said 200; raises NotReady (after stopping tbot) otherwise."""
     started = time.monotonic()
     deadline = started + timeout_ms / 1000
+    other = ""  # said when another process answered in tbot's place
     while True:
         if daemon.process.poll() is not None:
-            raise NotReady(f"tbot {_exit_reason(daemon)} before it was ready")
+            raise NotReady(f"tbot {_exit_reason(daemon)} before it was ready{other}")
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             stop(daemon)
             raise NotReady(
                 f"tbot was not ready within {timeout_ms} ms (input 'timeout-ms', default "
                 f"{DEFAULT_TIMEOUT_MS}); raise it if tbot needs longer to join and start its "
-                "service"
+                f"service{other}"
             )
         if _get(daemon.diag_addr, "/wait", min(remaining, 1.0)) == 200:
-            return time.monotonic() - started
+            if _answered_by_ours(daemon):
+                return time.monotonic() - started
+            other = f"; another process answers on {daemon.diag_addr} (diag-port)"
         if _exited(daemon, min(POLL_SECONDS, deadline - time.monotonic())):
-            raise NotReady(f"tbot {_exit_reason(daemon)} before it was ready")
+            raise NotReady(f"tbot {_exit_reason(daemon)} before it was ready{other}")
 
 
 def wait_config_read(daemon: RunningTbot) -> bool:
@@ -151,7 +166,7 @@ def wait_config_read(daemon: RunningTbot) -> bool:
     while time.monotonic() < deadline:
         if daemon.process.poll() is not None:
             raise NotReady(f"tbot {_exit_reason(daemon)} right after it started")
-        if _get(daemon.diag_addr, "/livez", 1.0) is not None:
+        if _get(daemon.diag_addr, "/livez", 1.0) is not None and _answered_by_ours(daemon):
             return True
         if _exited(daemon, POLL_SECONDS):
             raise NotReady(f"tbot {_exit_reason(daemon)} right after it started")

@@ -63,7 +63,25 @@ def env_name(name: str) -> str:
 
 
 def raw_input(env: Mapping[str, str], name: str) -> str:
-    return env.get(env_name(name), "")
+    """The input as the runner passed it; bytes that are not UTF-8 are refused, naming it."""
+    value = env.get(env_name(name), "")
+    require_utf8(name, value)
+    return value
+
+
+def require_utf8(name: str, value: str) -> None:
+    """Python keeps environment bytes that are not UTF-8 as lone surrogates (PEP 383).
+
+    No config, output or message can carry them (tbot's YAML parser refuses them
+    even escaped), so they are refused here, without repeating the value.
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(
+            f"Input '{name}' must be UTF-8 text, and it holds bytes that are not "
+            "(is the runner's environment in another encoding?)."
+        ) from None
 
 
 def shown(value: str) -> str:

@@ -8,11 +8,12 @@ on ``listen``; the step waits for its diagnostics service to report ready
 from __future__ import annotations
 
 import errno
+import ipaddress
 import re
 import socket
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit
 
 from teleport_auth.daemon import DEFAULT_TIMEOUT_MS
@@ -38,10 +39,13 @@ if TYPE_CHECKING:
 
 # The originals' defaults.
 DEFAULT_DIAG_PORT = 57263
+# The longest wait accepted: 2^31 - 1 ms (about 24.8 days, beyond any job's
+# limit). Anything longer is a mistake, and refused before tbot starts.
+MAX_TIMEOUT_MS = 2**31 - 1
 # The services these members configure appeared in tbot 18.6.4 (as the originals require).
 MIN_TBOT = (18, 6, 4)
 # JavaScript's parseInt: optional sign and leading digits after leading whitespace.
-_JS_INT = re.compile(r"\s*([+-]?[0-9]+)")
+_JS_INT = re.compile(r"\s*([+-]?)([0-9]+)")
 
 
 class Tunnel(NamedTuple):
@@ -59,8 +63,15 @@ class Tunnel(NamedTuple):
         return BackgroundSettings(diag_port=self.diag_port, timeout_ms=self.timeout_ms)
 
 
-def _js_int(name: str, value: str, default: int) -> tuple[int, str]:
-    """The original's parseOptionalInt (parseInt, NaN -> default), saying when it guessed."""
+def _js_int(
+    name: str, value: str, default: int, *, low: int, high: int, expected: str
+) -> tuple[int, str]:
+    """The original's parseOptionalInt (parseInt, NaN -> default), saying when it guessed.
+
+    The number must lie in [low, high], else the input error says it must be
+    ``expected``. Digits are counted before they are converted: a number of
+    thousands of digits is refused for its size, never converted.
+    """
     if not value.strip():
         return default, ""
     match = _JS_INT.match(value)
@@ -69,7 +80,10 @@ def _js_int(name: str, value: str, default: int) -> tuple[int, str]:
             f"Input '{name}' is not a number (got {shown(value.strip())}); using the default "
             f"{default}, as the original action does."
         )
-    number = int(match.group(1))
+    sign, digits = match.group(1), match.group(2).lstrip("0") or "0"
+    number = None if len(digits) > len(str(high)) else int(sign + digits)
+    if number is None or not low <= number <= high:
+        raise InputError(f"Input '{name}' must be {expected}; got {shown(value.strip())}.")
     if value[match.end() :].strip():
         return number, (
             f"Input '{name}' has trailing text (got {shown(value.strip())}); using {number}, "
@@ -78,8 +92,49 @@ def _js_int(name: str, value: str, default: int) -> tuple[int, str]:
     return number, ""
 
 
+# One getaddrinfo result: (family, type, proto, canonname, sockaddr).
+_AddrInfo = tuple[socket.AddressFamily, socket.SocketKind, int, str, Any]
+
 # Errors that say the probe cannot tell (no IPv6 here, say), not that the port is taken.
 _CANNOT_TELL = frozenset({errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL, errno.EPROTONOSUPPORT})
+
+
+def _go_listen_address(host: str, port: int) -> _AddrInfo | None:
+    """What Go's net.Listen binds for host:port: the first address, IPv4 first.
+
+    None when the name does not resolve here.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (OSError, UnicodeError):
+        return None
+    infos.sort(key=lambda info: info[0] != socket.AF_INET)
+    return infos[0] if infos else None
+
+
+def binds_diag_address(host: str, port: int) -> bool:
+    """Whether tbot's listener on host:port needs what its diagnostics service holds.
+
+    tbot serves diagnostics on 127.0.0.1:<diag-port>. On the same port a
+    listener clashes with it when it binds 127.0.0.1 itself or a wildcard
+    (0.0.0.0, or ::, which Go opens for IPv4 too); ::1 or 127.0.0.2 do not.
+    """
+    found = _go_listen_address(host, port)
+    if found is None:
+        return False  # not resolvable here: tbot will say so itself
+    address = ipaddress.ip_address(str(found[4][0]).split("%", 1)[0])
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address in _DIAG_CLASHES
+
+
+_DIAG_CLASHES = frozenset(
+    {
+        ipaddress.IPv4Address("127.0.0.1"),
+        ipaddress.IPv4Address("0.0.0.0"),  # noqa: S104 - compared with, not bound
+        ipaddress.IPv6Address("::"),
+    }
+)
 
 
 def port_is_free(host: str, port: int) -> bool:
@@ -89,12 +144,10 @@ def port_is_free(host: str, port: int) -> bool:
     with SO_REUSEADDR: so does the probe. Only "address in use" (or a refusal
     to bind) counts as taken; anything this host cannot tell is left to tbot.
     """
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except (OSError, UnicodeError):
+    found = _go_listen_address(host, port)
+    if found is None:
         return True  # not resolvable here: tbot will say so itself
-    infos.sort(key=lambda info: info[0] != socket.AF_INET)
-    family, kind, proto, _, address = infos[0]
+    family, kind, proto, _, address = found
     try:
         with socket.socket(family, kind, proto) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -136,20 +189,27 @@ def read_tunnel(env: Mapping[str, str]) -> Tunnel:
             f"Input 'listen' binds {host}, not a loopback address: the tunnel can be reached "
             "from beyond this runner. Use tcp://127.0.0.1:<port> unless that is intended."
         )
-    timeout_ms, warning = _js_int("timeout-ms", raw_input(env, "timeout-ms"), DEFAULT_TIMEOUT_MS)
+    timeout_ms, warning = _js_int(
+        "timeout-ms",
+        raw_input(env, "timeout-ms"),
+        DEFAULT_TIMEOUT_MS,
+        low=0,
+        high=MAX_TIMEOUT_MS,
+        expected=f"a number of milliseconds from 0 (no wait) to {MAX_TIMEOUT_MS} (24.8 days)",
+    )
     if warning:
         warnings.append(warning)
-    if timeout_ms < 0:
-        raise InputError(
-            f"Input 'timeout-ms' must be a non-negative number of milliseconds (got {timeout_ms}); "
-            "0 skips the wait."
-        )
-    diag_port, warning = _js_int("diag-port", raw_input(env, "diag-port"), DEFAULT_DIAG_PORT)
+    diag_port, warning = _js_int(
+        "diag-port",
+        raw_input(env, "diag-port"),
+        DEFAULT_DIAG_PORT,
+        low=1,
+        high=65535,
+        expected="a port from 1 to 65535",
+    )
     if warning:
         warnings.append(warning)
-    if not 1 <= diag_port <= 65535:
-        raise InputError(f"Input 'diag-port' must be a port from 1 to 65535 (got {diag_port}).")
-    if diag_port == port and is_loopback(host):
+    if diag_port == port and binds_diag_address(host, port):
         raise InputError("Inputs 'diag-port' and 'listen' must use different ports.")
     if not port_is_free(host, port):
         raise InputError(
