@@ -26,7 +26,7 @@ _DOCKER_NOISE = "Couldn't get a valid docker connection"
 _CACHE_CHATTER = "LocalRepositoryCache "
 # act echoes these commands of a composite action's inner step again for the
 # outer step (outputs, variables, the job summary): shown once per step.
-_ECHOED = frozenset({"set-env", "set-output", "summary", "add-mask"})
+_ECHOED = frozenset({"set-env", "set-output", "add-path", "summary", "add-mask"})
 
 
 @dataclass
