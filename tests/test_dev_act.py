@@ -91,6 +91,12 @@ def assert_nothing_left(tmp_path: Path) -> None:
     assert list((tmp_path / "cache").iterdir()) == []
 
 
+def assert_nothing_fetched(out: str) -> None:
+    """act cloned no action: every one was served from this checkout or a stand-in."""
+    assert "git clone" not in out
+    assert "failed to fetch" not in out
+
+
 def job_lines(out: str, job: str) -> list[str]:
     """What act showed for ``job``, without the ``[job]   | `` prefix."""
     prefix = f"[{job}]"
@@ -300,16 +306,15 @@ def test_unedited_workflow_for_the_originals_runs_green(tmp_path: Path, backend:
     assert "hello through the tunnel: /status" in job_lines(out, "originals/tunnel")
     [event] = tunnel.events
     assert (event["props"]["tbot.version"], event["props"]["tbot.run_mode"]) == ("18.6.4", "daemon")
-    # The tunnel's tbot, left running by the workflow, ended as GitHub's runner ends it.
-    pid = int(tunnel.steps["tunnel"]["outputs"]["tbot-pid"])
-    assert f"stopped tbot (pid {pid}) left running by job originals/tunnel" in out
-    assert pid not in standin_daemons()
+    # The tunnel's tbot, left running by the workflow, ended with the job as on GitHub.
+    assert int(tunnel.steps["tunnel"]["outputs"]["tbot-pid"]) not in standin_daemons()
     assert "Teleport: a stand-in." in out
     assert f"relayed every connection to STANDIN_TBOT_BACKEND ({backend})" in out
     # act repeats a composite action's outputs for the outer step: shown once.
     kube_1 = job_lines(out, "originals/kube-1")
     assert sum("::set-env:: KUBECONFIG=" in line for line in kube_1) == 1
     assert TOKEN not in out + done.stderr
+    assert_nothing_fetched(out)
     assert_nothing_left(tmp_path)
 
 
@@ -343,6 +348,7 @@ def test_reusable_workflow_and_a_missing_permission_as_on_github(tmp_path: Path)
     assert any(required in line for line in refuse), refuse
     assert not any("id-token" in line for line in refuse), refuse
     assert jobs["caller/refuse"].steps["0"]["uses"] == "teleport-actions/auth@main"
+    assert_nothing_fetched(out)
     assert_nothing_left(tmp_path)
 
 
