@@ -20,6 +20,7 @@ from teleport_auth.config import (
 from teleport_auth.family import auth
 from teleport_auth.inputs import Inputs
 from teleport_auth.tbot import parse_version, tbot_env
+from teleport_auth.tbot_schema import BotConfig
 
 pytestmark = pytest.mark.step
 
@@ -37,8 +38,8 @@ def inputs(**overrides: Any) -> Inputs:
     return Inputs(**(base | overrides))
 
 
-def auth_config(**overrides: Any) -> dict[str, Any]:
-    return build_config(inputs(**overrides), auth.entry(auth.Own(allow_reissue=False), DEST))
+def auth_config(**overrides: Any) -> BotConfig:
+    return build_config(inputs(**overrides), auth.Auth(allow_reissue=False), DEST, oneshot=True)
 
 
 def test_redacted_copy_hides_token_only() -> None:

@@ -27,10 +27,10 @@ from typing import Any
 
 import pytest
 
-from conftest import standin_daemons
+from conftest import gone_within, standin_daemons
 from echo_server import free_port
 from standin.install import install_standin
-from teleport_auth import __version__
+from teleport_auth import HELPER_VERSION
 from throwaway_repo import (
     CLUSTER,
     PINNED_SHA,
@@ -131,7 +131,7 @@ def expected_props(helper: str, version: str = "16.4.2", **counts: int) -> dict[
         "tbot.version": version,
         "tbot.join_type": "github",
         "tbot.helper": helper,
-        "tbot.helper_version": __version__,
+        "tbot.helper_version": HELPER_VERSION,
     }
     for kind in ("other", "database", "kubernetes", "application"):
         props[f"tbot.destinations_{kind}"] = str(counts.get(kind, 0))
@@ -350,6 +350,66 @@ def test_reusable_workflow_and_a_missing_permission_as_on_github(tmp_path: Path)
     assert jobs["caller/refuse"].steps["0"]["uses"] == "teleport-actions/auth@main"
     assert_nothing_fetched(out)
     assert_nothing_left(tmp_path)
+
+
+@pytest.mark.act
+def test_daemon_member_gets_its_tbot_version_and_is_stopped_after(tmp_path: Path) -> None:
+    workflow = f"""\
+name: tunnel
+on: push
+permissions:
+  id-token: write
+jobs:
+  db:
+    runs-on: ubuntu-latest
+    steps:
+      - id: tunnel
+        uses: teleport-actions/auth/database-tunnel@v1
+        with:
+          proxy: tele.example.com:443
+          token: {TOKEN}
+          listen: tcp://127.0.0.1:{free_port()}
+          diag-port: "{free_port()}"
+          service: pg
+          database: app
+          username: ci
+          anonymous-telemetry: true
+      # A second daemon in the same job: each has its own end of the job.
+      - id: apps
+        uses: teleport-actions/auth/application-proxy@v1
+        with:
+          proxy: tele.example.com:443
+          token: {TOKEN}
+          listen: tcp://127.0.0.1:{free_port()}
+          diag-port: "{free_port()}"
+"""
+    repo = make_repo(tmp_path / "their-repo", {".github/workflows/tunnel.yml": workflow})
+    done = dev_act(str(repo), cwd=tmp_path, tmp_path=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    job = parse_summary(done.stdout)["tunnel/db"]
+    pid = int(job.steps["tunnel"]["outputs"]["tbot-pid"])
+    apps_pid = int(job.steps["apps"]["outputs"]["tbot-pid"])
+    # The workflow left both running: each member's end-of-job step (its nested
+    # action's post, mapped to this checkout too) stopped its own tbot and showed
+    # its log, the later step's first (posts run in reverse order).
+    said = [
+        line.partition("]   | ")[2]
+        for line in done.stdout.splitlines()
+        if ": Stopped tbot (pid " in line
+    ]
+    assert [s.partition(" after ")[0] for s in said] == [
+        f"teleport-actions/auth/application-proxy: Stopped tbot (pid {apps_pid})",
+        f"teleport-actions/auth/database-tunnel: Stopped tbot (pid {pid})",
+    ]
+    assert done.stdout.count("Run Post Stop tbot and show its log when the job ends") == 2
+    assert f"::group::tbot log (database-tunnel, pid {pid})" in done.stdout
+    assert f"::group::tbot log (application-proxy, pid {apps_pid})" in done.stdout
+    assert "left running by job" not in done.stdout
+    assert gone_within(pid)
+    assert gone_within(apps_pid)
+    [event] = job.events  # only the tunnel opted in
+    assert event["props"]["tbot.version"] == "18.6.4"
+    assert event["props"]["tbot.run_mode"] == "daemon"
 
 
 @pytest.mark.act

@@ -32,6 +32,7 @@ from act_local.workflows import (
     workflow_files,
 )
 from teleport_auth.family import MEMBERS
+from teleport_auth.family.spec import END_OF_JOB_FOLDER, END_OF_JOB_REF
 from throwaway_repo import make_repo
 
 REPO = Path(__file__).resolve().parent.parent
@@ -72,12 +73,15 @@ jobs:
         tmp_path,
         {".github/workflows/w.yml": workflow, ".github/actions/login/action.yml": composite},
     )
+    # The daemon member's own nested end-of-job action is reached too.
     assert found.mappings() == [
         "teleport-actions/auth@v1",
         "teleport-actions/auth@sha-1",
         "teleport-actions/auth@release-2",
+        f"teleport-actions/auth@{END_OF_JOB_REF}",
     ]
-    assert found.members() == {"", "k8s", "database-tunnel"}
+    assert found.members() == {"", "k8s", "database-tunnel", END_OF_JOB_FOLDER}
+    assert found.checkout_folders() == {"k8s", "database-tunnel", END_OF_JOB_FOLDER}
     assert found.labels == {"ubuntu-22.04", "big-runner", "arm-runner", "self-hosted", "gpu"}
 
 
@@ -294,7 +298,9 @@ def test_view_holds_any_folder_reached(tmp_path: Path) -> None:
     (helper / "post.js").write_text("// post\n")
     view = make_view(checkout, tmp_path / "view", [".post"])
     assert not (view / ".post" / "action.yml").is_symlink()
-    assert (view / ".post" / "post.js").resolve() == (helper / "post.js").resolve()
+    # A folder that is an action of its own is copied whole: act runs its scripts.
+    assert not (view / ".post" / "post.js").is_symlink()
+    assert (view / ".post" / "post.js").read_text() == "// post\n"
     with pytest.raises(ViewError, match="missing"):
         make_view(checkout, tmp_path / "view2", ["absent"])
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Job, assert_token_only_in_add_mask
+from conftest import Job, assert_token_never_printed
 from teleport_auth.gha import md_literal
 from teleport_auth.main import main
 
@@ -19,7 +19,7 @@ def run_step(capsys: pytest.CaptureFixture[str], argv: list[str] | None = None) 
     code = main(argv or [])
     captured = capsys.readouterr()
     log = captured.out + captured.err
-    assert_token_only_in_add_mask(log)
+    assert_token_never_printed(log)
     return code, log
 
 
@@ -114,7 +114,7 @@ def test_full_runner_temp_is_named(
     def full(*args: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("teleport_auth.run_context.write_config", full)
+    monkeypatch.setattr("teleport_auth.config.write_config", full)
     code, log = run_step(capsys)
     assert code == 1
     [error] = errors(log)

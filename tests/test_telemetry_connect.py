@@ -39,14 +39,14 @@ def session() -> Iterator[requests.Session]:
 
 
 def _request() -> tbot_pb2.SubmitTbotEventRequest:
+    config: Any = {
+        "oneshot": True,
+        "onboarding": {"join_method": "github"},
+        "outputs": [{"type": "identity"}],
+    }
     event = build_event(
         tbot_version="16.4.2",
-        config={
-            "oneshot": True,
-            "onboarding": {"join_method": "github"},
-            "outputs": [{"type": "identity"}],
-        },
-        env={},
+        config=config,
         distinct_id="00000000-0000-4000-8000-000000000000",
         now=datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc),
     )

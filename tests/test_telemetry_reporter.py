@@ -42,7 +42,8 @@ after_import = loaded()
 # The main thread's whole part: resolve the endpoint, build and print the event.
 real_start = sender.Submission.start
 sender.Submission.start = lambda self: None
-started = reporter.start("16.4.2", {"oneshot": True, "outputs": [{"type": "identity"}]}, ENV)
+CONFIG = {"oneshot": True, "onboarding": {"join_method": "github"}, "outputs": []}
+started = reporter.start("16.4.2", CONFIG, ENV, helper="h", helper_version="1")
 after_start = loaded()
 # The control: the worker, once run, does load the stack.
 sender.Submission.start = real_start

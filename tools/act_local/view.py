@@ -8,8 +8,9 @@ checkout (so it is always current and nothing is copied or rebuilt): the
 runtime bundle _vendor/ is used as it is. act reads the action.yml files
 itself and does not follow a link there, so those few are copied.
 
-``make_view`` is ``teleport-actions/auth`` with its folders (members, and any
-other folder a workflow or a member reaches as ``teleport-actions/auth/<folder>``).
+``make_view`` is ``teleport-actions/auth`` with its folders: the members, and
+any other folder a workflow or a member reaches as ``teleport-actions/auth/<folder>``
+(such as the daemon members' end-of-job/), copied whole.
 ``make_member_view`` is one member as an original's own repository
 (``teleport-actions/auth-k8s``): its action.yml at the root.
 """
@@ -21,9 +22,12 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
+from teleport_auth.family import MEMBERS
+
 # What the step needs at run time besides the action.yml files.
 LINKED = ("src", "scripts", "requirements.txt", "_vendor")
 ACTION_FILES = ("action.yml", "action.yaml")
+MEMBER_FOLDERS = frozenset(m.folder for m in MEMBERS if m.folder)
 # Never linked into a view: build and cache leftovers of the checkout.
 _SKIPPED = ("__pycache__", "node_modules")
 
@@ -66,6 +70,13 @@ def _lay_out_folder(source: Path, dest: Path, text: str | None = None) -> None:
         os.symlink(entry, target)
 
 
+def _copy_folder(source: Path, dest: Path) -> None:
+    """A folder that is an action of its own (end-of-job/, a Node action): copied whole,
+    as act runs its scripts from its own copy."""
+    _action_file(source)
+    shutil.copytree(source, dest, ignore=shutil.ignore_patterns(*_SKIPPED))
+
+
 def make_view(checkout: Path, dest: Path, folders: Iterable[str]) -> Path:
     """Lay out ``dest`` as ``teleport-actions/auth``: the root action and ``folders``."""
     _check_bundle(checkout)
@@ -77,7 +88,10 @@ def make_view(checkout: Path, dest: Path, folders: Iterable[str]) -> Path:
         source = checkout / folder
         if not source.resolve().is_relative_to(checkout.resolve()):
             raise ViewError(f"teleport-actions/auth/{folder}: not a folder of {checkout}")
-        _lay_out_folder(source, dest / folder)
+        if folder in MEMBER_FOLDERS:
+            _lay_out_folder(source, dest / folder)
+        else:
+            _copy_folder(source, dest / folder)
     return dest
 
 

@@ -11,11 +11,19 @@ import errno
 import re
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import urlsplit
 
-from teleport_auth.family.spec import Daemon, Entry, InputSpec, Member, OutputSpec, Published
+from teleport_auth.daemon import DEFAULT_TIMEOUT_MS
+from teleport_auth.family.spec import (
+    BackgroundSettings,
+    InputSpec,
+    Member,
+    OutputSpec,
+    Published,
+    Requirement,
+)
 from teleport_auth.inputs import (
     InputError,
     Inputs,
@@ -25,8 +33,10 @@ from teleport_auth.inputs import (
     validate_resource_name,
 )
 
-# The originals' defaults (FACTS §5).
-DEFAULT_TIMEOUT_MS = 30000
+if TYPE_CHECKING:
+    from teleport_auth.tbot_schema import Output, Service
+
+# The originals' defaults.
 DEFAULT_DIAG_PORT = 57263
 # The services these members configure appeared in tbot 18.6.4 (as the originals require).
 MIN_TBOT = (18, 6, 4)
@@ -34,8 +44,7 @@ MIN_TBOT = (18, 6, 4)
 _JS_INT = re.compile(r"\s*([+-]?[0-9]+)")
 
 
-@dataclass(frozen=True)
-class Tunnel:
+class Tunnel(NamedTuple):
     """The inputs every daemon member has."""
 
     listen: str
@@ -46,8 +55,8 @@ class Tunnel:
     warnings: tuple[str, ...] = ()
 
     @property
-    def daemon(self) -> Daemon:
-        return Daemon(diag_port=self.diag_port, timeout_ms=self.timeout_ms)
+    def settings(self) -> BackgroundSettings:
+        return BackgroundSettings(diag_port=self.diag_port, timeout_ms=self.timeout_ms)
 
 
 def _js_int(name: str, value: str, default: int) -> tuple[int, str]:
@@ -180,32 +189,84 @@ def daemon_outputs(prefix: str, what: str) -> tuple[OutputSpec, ...]:
     return (
         OutputSpec(f"{prefix}-uri", f"The URI the {what} listens on (the listen input)."),
         OutputSpec(f"{prefix}-port", f"The port the {what} listens on."),
-        OutputSpec("diag-addr", "Address of tbot's diagnostics service (127.0.0.1:<diag-port>)."),
-        OutputSpec("log-path", "Path of tbot's log file (mode 0600, private to the job's user)."),
+        OutputSpec(
+            "diag-addr",
+            "Address of tbot's diagnostics service (127.0.0.1:<diag-port>); set also when tbot "
+            "fails to become ready.",
+        ),
+        OutputSpec(
+            "log-path",
+            "Path of tbot's log file (mode 0600, private to the job's user); set also when "
+            "tbot fails to become ready. The log is shown when the job ends.",
+        ),
         OutputSpec(
             "tbot-pid",
-            "Process id of the background tbot, to stop it (kill <pid>) before the job ends.",
+            "Process id of the background tbot, to stop it (kill <pid>) before the job ends "
+            "(it is stopped when the job ends).",
         ),
     )
 
 
-def tunnel_published(prefix: str, tunnel: Tunnel) -> Published:
-    """The member's own outputs; the step adds diag-addr, log-path and tbot-pid."""
-    return Published(
-        outputs={f"{prefix}-uri": tunnel.listen, f"{prefix}-port": str(tunnel.port)},
-        rows=(("Listening on", tunnel.listen),),
-    )
+class TunnelPlan:
+    """What every daemon member's plan shares: a tunnel, run in the background."""
+
+    __slots__ = ("tunnel",)
+    # Its outputs' prefix (``<prefix>-uri``, ``<prefix>-port``).
+    prefix = ""
+
+    def __init__(self, tunnel: Tunnel) -> None:
+        self.tunnel = tunnel
+
+    def outputs(self, destination: Path) -> list[Output]:
+        return []
+
+    def requirements(self) -> tuple[Requirement, ...]:
+        return ()
+
+    def warnings(self) -> tuple[str, ...]:
+        return self.tunnel.warnings
+
+    def background(self) -> BackgroundSettings:
+        return self.tunnel.settings
+
+    def published(self, *rows: tuple[str, str]) -> Published:
+        """The member's own outputs; the step adds diag-addr, log-path and tbot-pid."""
+        return Published(
+            outputs={
+                f"{self.prefix}-uri": self.tunnel.listen,
+                f"{self.prefix}-port": str(self.tunnel.port),
+            },
+            rows=(*rows, ("Listening on", self.tunnel.listen)),
+        )
 
 
 # --- database-tunnel -----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Database:
-    tunnel: Tunnel
-    service: str
-    database: str
-    username: str
+class Database(TunnelPlan):
+    __slots__ = ("database", "service", "username")
+    prefix = "database-tunnel"
+
+    def __init__(self, tunnel: Tunnel, service: str, database: str, username: str) -> None:
+        super().__init__(tunnel)
+        self.service = service
+        self.database = database
+        self.username = username
+
+    def services(self) -> list[Service]:
+        return [
+            {
+                "type": "database-tunnel",
+                "listen": self.tunnel.listen,
+                "roles": [],
+                "service": self.service,
+                "database": self.database,
+                "username": self.username,
+            }
+        ]
+
+    def publish(self, inputs: Inputs, destination: Path) -> Published:
+        return self.published(("Database", self.service))
 
 
 def _read_database(env: Mapping[str, str]) -> Database:
@@ -229,28 +290,7 @@ def _read_database(env: Mapping[str, str]) -> Database:
     )
 
 
-def _database_entry(own: Database, where: Path) -> Entry:
-    del where
-    return Entry(
-        "services",
-        {
-            "type": "database-tunnel",
-            "listen": own.tunnel.listen,
-            "roles": [],
-            "service": own.service,
-            "database": own.database,
-            "username": own.username,
-        },
-    )
-
-
-def _database_published(own: Database, inputs: Inputs, where: Path) -> Published:
-    del inputs, where
-    base = tunnel_published("database-tunnel", own.tunnel)
-    return Published(base.outputs, rows=(("Database", own.service), *base.rows))
-
-
-DATABASE_TUNNEL = Member[Database](
+DATABASE_TUNNEL = Member(
     key="database-tunnel",
     folder="database-tunnel",
     original="teleport-actions/database-tunnel",
@@ -275,20 +315,33 @@ DATABASE_TUNNEL = Member[Database](
     exports=(),
     min_tbot=MIN_TBOT,
     read=_read_database,
-    entry=_database_entry,
-    publish=_database_published,
-    warnings=lambda own: own.tunnel.warnings,
-    daemon=lambda own: own.tunnel.daemon,
+    daemon=True,
 )
 
 
 # --- application-tunnel --------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class App:
-    tunnel: Tunnel
-    app: str
+class App(TunnelPlan):
+    __slots__ = ("app",)
+    prefix = "application-tunnel"
+
+    def __init__(self, tunnel: Tunnel, app: str) -> None:
+        super().__init__(tunnel)
+        self.app = app
+
+    def services(self) -> list[Service]:
+        return [
+            {
+                "type": "application-tunnel",
+                "listen": self.tunnel.listen,
+                "roles": [],
+                "app_name": self.app,
+            }
+        ]
+
+    def publish(self, inputs: Inputs, destination: Path) -> Published:
+        return self.published(("Application", self.app))
 
 
 def _read_app(env: Mapping[str, str]) -> App:
@@ -300,26 +353,7 @@ def _read_app(env: Mapping[str, str]) -> App:
     )
 
 
-def _app_entry(own: App, where: Path) -> Entry:
-    del where
-    return Entry(
-        "services",
-        {
-            "type": "application-tunnel",
-            "listen": own.tunnel.listen,
-            "roles": [],
-            "app_name": own.app,
-        },
-    )
-
-
-def _app_published(own: App, inputs: Inputs, where: Path) -> Published:
-    del inputs, where
-    base = tunnel_published("application-tunnel", own.tunnel)
-    return Published(base.outputs, rows=(("Application", own.app), *base.rows))
-
-
-APPLICATION_TUNNEL = Member[App](
+APPLICATION_TUNNEL = Member(
     key="application-tunnel",
     folder="application-tunnel",
     original="teleport-actions/application-tunnel",
@@ -336,37 +370,26 @@ APPLICATION_TUNNEL = Member[App](
     exports=(),
     min_tbot=MIN_TBOT,
     read=_read_app,
-    entry=_app_entry,
-    publish=_app_published,
-    warnings=lambda own: own.tunnel.warnings,
-    daemon=lambda own: own.tunnel.daemon,
+    daemon=True,
 )
 
 
 # --- application-proxy ---------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Proxy:
-    tunnel: Tunnel
+class Proxy(TunnelPlan):
+    __slots__ = ()
+    prefix = "application-proxy"
+
+    def services(self) -> list[Service]:
+        # App proxies take no roles and no app name (as the original writes it).
+        return [{"type": "application-proxy", "listen": self.tunnel.listen}]
+
+    def publish(self, inputs: Inputs, destination: Path) -> Published:
+        return self.published()
 
 
-def _read_proxy(env: Mapping[str, str]) -> Proxy:
-    return Proxy(read_tunnel(env))
-
-
-def _proxy_entry(own: Proxy, where: Path) -> Entry:
-    del where
-    # App proxies take no roles and no app name (as the original writes it).
-    return Entry("services", {"type": "application-proxy", "listen": own.tunnel.listen})
-
-
-def _proxy_published(own: Proxy, inputs: Inputs, where: Path) -> Published:
-    del inputs, where
-    return tunnel_published("application-proxy", own.tunnel)
-
-
-APPLICATION_PROXY = Member[Proxy](
+APPLICATION_PROXY = Member(
     key="application-proxy",
     folder="application-proxy",
     original="teleport-actions/application-proxy",
@@ -379,9 +402,6 @@ APPLICATION_PROXY = Member[Proxy](
     outputs=daemon_outputs("application-proxy", "proxy"),
     exports=(),
     min_tbot=MIN_TBOT,
-    read=_read_proxy,
-    entry=_proxy_entry,
-    publish=_proxy_published,
-    warnings=lambda own: own.tunnel.warnings,
-    daemon=lambda own: own.tunnel.daemon,
+    read=lambda env: Proxy(read_tunnel(env)),
+    daemon=True,
 )
