@@ -340,8 +340,7 @@ def test_reusable_workflow_and_a_missing_permission_as_on_github(tmp_path: Path)
     # Granted by the calling job, so the called job got GitHub's OIDC variables; `forgot`
     # did not, and failed with the step's own message about the permission.
     forgot = job_lines(out, "caller/forgot")
-    assert any("::error::" in line for line in forgot), forgot
-    assert any("id-token: write" in line for line in forgot), forgot
+    assert any("::error::" in line and "id-token: write" in line for line in forgot), forgot
     # `permissions: write-all` grants it: that job fails for its empty token only.
     refuse = job_lines(out, "caller/refuse")
     required = "::error::Input 'token' is required: the name of the bot's GitHub join token."
