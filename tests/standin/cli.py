@@ -172,7 +172,7 @@ def join_and_write(
         print_error(message)
         return int(code) if code.strip().lstrip("-").isdigit() else 1
     console.info("TBOT:IDENTITY", "Fetched new bot identity.", "tbot/service_bot_identity.go:240")
-    write_outputs(cfg, console)
+    write_outputs(cfg, console, env)
     if not cfg.oneshot:
         return None
     for svc in cfg.services:
