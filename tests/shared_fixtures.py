@@ -11,6 +11,7 @@ import pytest
 
 import go_yaml
 from act_harness import CollectorProcess, start_collector
+from echo_server import EchoServer
 from standin.harness import Collector, Standin, clean_env
 from standin.harness import collector as in_process_collector
 from standin.install import install_standin
@@ -52,6 +53,13 @@ def bin_dir(tbot_exe: Path) -> Path:
 @pytest.fixture
 def standin(tbot_exe: Path, tmp_path: Path) -> Standin:
     return Standin(tbot_exe, clean_env(), tmp_path)
+
+
+@pytest.fixture
+def echo() -> Iterator[EchoServer]:
+    """A TCP echo server on 127.0.0.1: the backend behind the stand-in's tunnels."""
+    with EchoServer() as server:
+        yield server
 
 
 @pytest.fixture(name="collector")

@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 import go_yaml
-from conftest import Job, stop_daemon
+from conftest import Job
 from echo_server import free_port
+from step_helpers import stop_daemon
 from teleport_auth.config import build_config, private_dir, to_file_text, write_config
 from teleport_auth.family import KEYS, member
 from teleport_auth.family.spec import SHARED_INPUTS

@@ -18,14 +18,14 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import REPO, Job, assert_token_never_printed, gone_within, standin_daemons
+from conftest import REPO, Job, assert_token_never_printed
 from echo_server import EchoServer, free_port
+from step_helpers import alive, daemons_of, echo_through, errors, run_step, stop_daemon, warnings
 from teleport_auth.config import build_config, to_file_text
 from teleport_auth.end_of_job import STATE_ENV, State
 from teleport_auth.family import member, tunnels
 from teleport_auth.family.tunnels import TunnelPlan
 from teleport_auth.inputs import InputError, Inputs, env_name
-from teleport_auth.main import main
 
 pytestmark = pytest.mark.step
 
@@ -67,12 +67,6 @@ def by_key(case: Case) -> str:
 
 
 @pytest.fixture
-def echo() -> Iterator[EchoServer]:
-    with EchoServer() as server:
-        yield server
-
-
-@pytest.fixture
 def daemon_job(job: Job, echo: EchoServer) -> Iterator[Job]:
     """A job for a daemon member: tbot 18.6.4, free ports, the echo backend; no tbot outlives it."""
     job.env |= {
@@ -94,55 +88,12 @@ def daemon_job(job: Job, echo: EchoServer) -> Iterator[Job]:
                 os.kill(leftover, signal.SIGKILL)
 
 
-def daemons_of(job: Job) -> list[int]:
-    """The stand-in tbots still alive that this job started (its RUNNER_TEMP is in their argv)."""
-    mine = []
-    for pid in standin_daemons():
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if job.env["RUNNER_TEMP"].encode() in cmdline:
-            mine.append(pid)
-    return mine
-
-
 def run_member(job: Job, case: Case, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     job.env |= {env_name(name): value for name, value in case.own_inputs.items()}
-    code = main([case.key])
-    log = capsys.readouterr().out
-    assert_token_never_printed(log)
+    code, log = run_step(capsys, [case.key])
     if "tbot-pid" in job.outputs:
         (job.root / "tbot-pid").write_text(job.outputs["tbot-pid"])
     return code, log
-
-
-def errors(log: str) -> list[str]:
-    return [line for line in log.splitlines() if line.startswith("::error")]
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
-def stop(pid: int) -> None:
-    """Stop the tunnel as the README says: kill <tbot-pid>; wait (bounded) until it is gone."""
-    os.kill(pid, signal.SIGTERM)
-    assert gone_within(pid)
-
-
-def echo_through(port: int, payload: bytes) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
-        conn.sendall(payload)
-        conn.shutdown(socket.SHUT_WR)
-        received = b""
-        while chunk := conn.recv(65536):
-            received += chunk
-    return received
 
 
 @pytest.mark.parametrize("case", CASES, ids=by_key)
@@ -201,7 +152,7 @@ def test_tunnel_is_up_when_the_step_ends(
     assert state.start == int(Path(f"/proc/{pid}/stat").read_text().rsplit(")")[1].split()[19])
     assert outputs["end-of-job-script"] == str(REPO / "src" / "run_end_of_job.py")
     assert outputs["end-of-job-python"] == sys.executable
-    stop(pid)
+    stop_daemon(pid)
     # The stand-in records its invocation when it stops.
     [start] = [r for r in job.records if "start" in r["argv"]]
     assert start["argv"][-2:] == ["--diag-addr", outputs["diag-addr"]]
@@ -327,12 +278,11 @@ def test_timeout_zero_skips_the_wait_with_a_warning(
     job.env |= {"INPUT_TIMEOUT_MS": "0", "STANDIN_TBOT_READY_DELAY": "30"}
     code, log = run_member(job, CASES[2], capsys)
     assert code == 0, log
-    warnings = [line for line in log.splitlines() if line.startswith("::warning")]
-    assert any("timeout-ms is 0" in w for w in warnings)
+    assert any("timeout-ms is 0" in w for w in warnings(log))
     # Not ready yet, but the config is already gone.
     log_dir = Path(job.outputs["log-path"]).parent
     assert job.runner_temp_entries() == [log_dir]
-    stop(int(job.outputs["tbot-pid"]))
+    stop_daemon(int(job.outputs["tbot-pid"]))
 
 
 def test_non_loopback_listen_is_accepted_with_a_warning(
@@ -342,9 +292,9 @@ def test_non_loopback_listen_is_accepted_with_a_warning(
     job.env["INPUT_LISTEN"] = f"tcp://0.0.0.0:{free_port()}"
     code, log = run_member(job, CASES[2], capsys)
     assert code == 0, log
-    [warning] = [line for line in log.splitlines() if line.startswith("::warning")]
+    [warning] = warnings(log)
     assert "reached from beyond this runner" in warning
-    stop(int(job.outputs["tbot-pid"]))
+    stop_daemon(int(job.outputs["tbot-pid"]))
 
 
 LISTEN_REJECTED = [
@@ -426,20 +376,13 @@ def test_daemon_members_need_tbot_18_6_4(
     assert not job.started_tbot
 
 
+@pytest.mark.launched
 def test_cancelling_the_wait_stops_tbot_and_removes_the_config(daemon_job: Job) -> None:
     job = daemon_job
     job.env |= {env_name(k): v for k, v in CASES[0].own_inputs.items()}
     job.env |= {"STANDIN_TBOT_READY_DELAY": "60"}
     step = subprocess.Popen(
-        [
-            sys.executable,
-            "-I",
-            "-S",
-            "-X",
-            "utf8",
-            str(REPO / "src" / "run_action.py"),
-            "database-tunnel",
-        ],
+        [*STEP, "database-tunnel"],
         env=job.env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -469,9 +412,8 @@ def test_cancelling_the_wait_stops_tbot_and_removes_the_config(daemon_job: Job) 
             step.kill()
             step.wait()
     assert step.returncode == 128 + signal.SIGTERM, out
-    assert [line for line in out.splitlines() if line.startswith("::error")] == [
-        "::error::The step was cancelled (SIGTERM)."
-    ]
+    assert_token_never_printed(out)  # stdout and stderr, merged
+    assert errors(out) == ["::error::The step was cancelled (SIGTERM)."]
     assert not alive(mine[0])
     assert job.runner_temp_entries() == []
     assert job.outputs == {}
@@ -486,7 +428,7 @@ def test_a_blocking_wait_endpoint_works_too(
     code, log = run_member(job, CASES[2], capsys)
     assert code == 0, log
     assert any(line.startswith("tbot is ready after") for line in log.splitlines())
-    stop(int(job.outputs["tbot-pid"]))
+    stop_daemon(int(job.outputs["tbot-pid"]))
 
 
 @pytest.mark.parametrize("name", ["service", "database", "username"])
@@ -507,8 +449,7 @@ def test_a_failed_publish_stops_the_daemon(
 ) -> None:
     job = daemon_job
     job.env["GITHUB_OUTPUT"] = "/dev/full"  # (reading it never ends: not through run_member)
-    code = main([CASES[2].key])
-    log = capsys.readouterr().out
+    code, log = run_step(capsys, [CASES[2].key])
     assert code == 1
     assert errors(log) == [
         "::error::Could not write to GITHUB_OUTPUT (/dev/full): No space left on device."

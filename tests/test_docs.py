@@ -1,12 +1,21 @@
-"""The documents point at things that exist: SECURITY.md's tests, README's members."""
+"""The documents point at things that exist: SECURITY.md's tests, README's members.
+
+Every test the documents cite (tests/citations.py) is collected and not marked
+to skip; under CI a cited test that skips at run time fails (conftest).
+"""
 
 from __future__ import annotations
 
 import ast
+import json
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 
+from citations import citations
 from conftest import REPO
 from teleport_auth.family import MEMBERS
 
@@ -121,3 +130,52 @@ def test_architecture_names_a_guard_per_invariant() -> None:
 @pytest.mark.parametrize(("path", "name"), GUARDS)
 def test_every_test_architecture_md_names_exists(path: str, name: str) -> None:
     assert name in _functions(path), f"ARCHITECTURE.md names {path}::{name}, which does not exist"
+
+
+# Collects the node ids given, as pytest itself would, and says for each test
+# collected whether a skip or skipif mark would skip it.
+COLLECT = """
+import json, sys
+import pytest
+from _pytest.skipping import evaluate_skip_marks
+
+class Probe:
+    found = {}
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items):
+        for item in items:
+            self.found[item.nodeid] = evaluate_skip_marks(item) is not None
+
+code = pytest.main(["--collect-only", "-q", "-p", "no:cacheprovider", *sys.argv[1:]], [Probe()])
+print("COLLECTED", json.dumps(Probe.found))
+sys.exit(code)
+"""
+
+
+def test_every_cited_test_is_collected_and_not_marked_to_skip() -> None:
+    cited = sorted((file, test) for file, test in citations() if file != "conftest.py")
+    assert len(cited) >= 20
+    node_ids = [f"tests/{file}" + (f"::{test}" if test else "") for file, test in cited]
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    env["PYTHONPATH"] = os.pathsep.join(str(REPO / p) for p in ("tests", "_vendor", "src", "tools"))
+    done = subprocess.run(
+        [sys.executable, "-c", COLLECT, *node_ids],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    output = done.stdout + done.stderr
+    # A cited test that does not exist: pytest says "not found" and exits 4.
+    assert done.returncode == 0, output[-4000:]
+    line = next(x for x in done.stdout.splitlines() if x.startswith("COLLECTED "))
+    collected: dict[str, bool] = json.loads(line.removeprefix("COLLECTED "))
+    for node_id in node_ids:
+        mine = {k: v for k, v in collected.items() if k == node_id or k.startswith(node_id + "[")}
+        if "::" not in node_id:  # a whole file
+            mine = {k: v for k, v in collected.items() if k.startswith(node_id + "::")}
+        assert mine, f"{node_id} is cited but collects no test"
+        assert not [k for k, skips in mine.items() if skips], f"{node_id}: marked to skip"

@@ -18,12 +18,11 @@ from conftest import (
     TBOT_KUBERNETES_FILES,
     TBOT_SSH_FILES,
     Job,
-    assert_token_never_printed,
 )
+from step_helpers import errors, run_step, warnings
 from teleport_auth.config import build_config, to_file_text
 from teleport_auth.family import MEMBERS, member
 from teleport_auth.inputs import InputError, Inputs, env_name
-from teleport_auth.main import main
 
 pytestmark = pytest.mark.step
 
@@ -234,15 +233,7 @@ def test_resource_name_inputs_accepted(key: str, name: str, value: str) -> None:
 
 def run_member(job: Job, case: Case, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     job.env |= own_env(case)
-    code = main(case.argv)
-    captured = capsys.readouterr()
-    log = captured.out + captured.err
-    assert_token_never_printed(log)
-    return code, log
-
-
-def errors(log: str) -> list[str]:
-    return [line for line in log.splitlines() if line.startswith("::error")]
+    return run_step(capsys, case.argv)
 
 
 @pytest.mark.parametrize("case", CASES, ids=by_key)
@@ -297,9 +288,8 @@ def test_odd_disable_env_vars_warns_and_is_off(
     job.env["INPUT_DISABLE_ENV_VARS"] = "yes"
     code, log = run_member(job, case, capsys)
     assert code == 0, log
-    warnings = [line for line in log.splitlines() if line.startswith("::warning")]
-    assert len(warnings) == 1
-    assert "'disable-env-vars'" in warnings[0]
+    [warning] = warnings(log)
+    assert "'disable-env-vars'" in warning
     assert set(job.exported) == set(case.exports)
 
 
@@ -329,8 +319,7 @@ def test_member_needs_tbot_16(job: Job, case: Case, capsys: pytest.CaptureFixtur
 def test_missing_own_input_fails_before_tbot(
     job: Job, key: str, name: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main([key])
-    log = capsys.readouterr().out
+    code, log = run_step(capsys, [key])
     assert code == 1
     [error] = errors(log)
     assert f"Input '{name}' is required" in error
@@ -338,8 +327,7 @@ def test_missing_own_input_fails_before_tbot(
 
 
 def test_unknown_member_is_one_error(job: Job, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["kube"])
-    log = capsys.readouterr().out
+    code, log = run_step(capsys, ["kube"])
     assert code == 1
     assert errors(log) == ["::error::teleport-actions/auth has no member called 'kube'."]
     assert job.records == []

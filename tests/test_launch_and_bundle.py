@@ -9,14 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Job
+from conftest import Job, require
+from interpreters import TEST_PYTHONS_ENV, find_python
 from launcher import REPO, copy_action, launch, log_lines, python_first_on_path
 
 pytestmark = pytest.mark.step
 
 BUNDLE = REPO / "_vendor"
-# The python3 of RHEL 9 and Amazon Linux 2023, when this machine keeps one.
-PYTHON_39 = sorted(Path.home().glob(".pyenv/versions/3.9.*/bin/python3"))
 
 
 def manifest(bundle: Path) -> dict[str, str]:
@@ -96,21 +95,24 @@ def test_old_python_in_a_job_container_names_the_image(job: Job) -> None:
     assert job.records == []
 
 
-@pytest.mark.skipif(not PYTHON_39, reason="no CPython 3.9 under ~/.pyenv/versions")
 @pytest.mark.parametrize("shipped", [True, False], ids=["released", "branch"])
 def test_real_python_39_is_told_how_to_use_a_newer_one(
     job: Job, tmp_path: Path, shipped: bool
 ) -> None:
+    # The python3 of RHEL 9 and Amazon Linux 2023.
+    python_39 = find_python("3.9")
+    require(python_39, f"no CPython 3.9 here (~/.pyenv/versions or {TEST_PYTHONS_ENV})")
+    assert python_39 is not None
     # A released version goes straight to the module; a branch checkout builds
     # nothing with it (the build would fail for another reason) and says the same.
     action = copy_action(tmp_path / "action", with_bundle=shipped)
-    python = str(PYTHON_39[-1])
+    python = str(python_39.path)
     env = job.env | {"TELEPORT_AUTH_PYTHON": python, "PYTHONDONTWRITEBYTECODE": "1"}
     done = launch(action, env, "auth")
     assert done.returncode == 1
     assert log_lines(done.stdout) == [
         f"::error::teleport-actions/auth needs Python 3.10 or newer; {python} is "
-        f"{PYTHON_39[-1].parent.parent.name}. Install a newer one beside it (e.g. python3.11 "
+        f"{python_39.version}. Install a newer one beside it (e.g. python3.11 "
         "from the distribution's packages) and name it with TELEPORT_AUTH_PYTHON (e.g. "
         "`TELEPORT_AUTH_PYTHON: python3.11` in the job's env), or use actions/setup-python "
         "before this step.",

@@ -10,24 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, TBOT_IDENTITY_FILES, TBOT_SSH_FILES, Job, assert_token_never_printed
+from conftest import REPO, TBOT_IDENTITY_FILES, TBOT_SSH_FILES, Job
+from step_helpers import errors, run_step, warnings
 from teleport_auth.main import main
 
 pytestmark = pytest.mark.step
 
 IDENTITY_FILES = TBOT_IDENTITY_FILES | TBOT_SSH_FILES
-
-
-def run_step(capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    code = main([])
-    captured = capsys.readouterr()
-    log = captured.out + captured.err
-    assert_token_never_printed(log)
-    return code, log
-
-
-def errors(log: str) -> list[str]:
-    return [line for line in log.splitlines() if line.startswith("::error")]
 
 
 def test_success_outputs_env_summary_and_modes(
@@ -443,7 +432,7 @@ def test_broken_telemetry_never_fails_the_job(
     job.env["INPUT_ANONYMOUS_TELEMETRY"] = "true"
     code, log = run_step(capsys)
     assert code == 0, log
-    [warning] = [line for line in log.splitlines() if line.startswith("::warning")]
+    [warning] = warnings(log)
     assert "RuntimeError: telemetry bug" in warning
     assert "Authentication is not affected." in warning
     assert "TELEPORT_IDENTITY_FILE" in job.exported

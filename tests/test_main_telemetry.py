@@ -15,15 +15,15 @@ import pytest
 import yaml
 from google.protobuf import json_format
 
-from conftest import REPO, Job, assert_token_never_printed
+from conftest import REPO, Job
 from echo_server import free_port
 from fault_server import FaultServer, private_ca
+from step_helpers import run_step, warnings
 from teleport_auth import HELPER_VERSION, __version__
 from teleport_auth._proto.prehog.v1alpha import tbot_pb2
 from teleport_auth.config import build_config, write_config
 from teleport_auth.family import MEMBERS
 from teleport_auth.inputs import Inputs, env_name
-from teleport_auth.main import main
 from teleport_auth.telemetry import wire
 from teleport_auth.telemetry.event import build_event
 from teleport_auth.telemetry.sender import Outcome, Submission
@@ -36,18 +36,11 @@ def opt_in(job: Job, url: str) -> None:
     job.env["TELEPORT_ANONYMOUS_TELEMETRY_ADDRESS"] = url
 
 
-def run_step(capsys: pytest.CaptureFixture[str]) -> tuple[int, str, float]:
+def timed_step(capsys: pytest.CaptureFixture[str]) -> tuple[int, str, float]:
+    """:func:`run_step`, and how long the step took."""
     started = time.monotonic()
-    code = main([])
-    elapsed = time.monotonic() - started
-    captured = capsys.readouterr()
-    log = captured.out + captured.err
-    assert_token_never_printed(log)
-    return code, log, elapsed
-
-
-def warnings(log: str) -> list[str]:
-    return [line for line in log.splitlines() if line.startswith("::warning")]
+    code, log = run_step(capsys)
+    return code, log, time.monotonic() - started
 
 
 def telemetry_cell(summary: str) -> str:
@@ -88,7 +81,7 @@ def authenticated_with_one_warning(job: Job, code: int, log: str, elapsed: float
 def test_event_received_and_decoded(job: Job, capsys: pytest.CaptureFixture[str]) -> None:
     with FaultServer("ok") as server:
         opt_in(job, server.url)
-        code, log, _ = run_step(capsys)
+        code, log, _ = timed_step(capsys)
         server.wait_for_requests(1, timeout=5)
     assert code == 0, log
     [request] = server.requests
@@ -122,7 +115,7 @@ def test_the_bytes_received_are_the_event_the_log_showed(
 ) -> None:
     with FaultServer("ok") as server:
         opt_in(job, server.url)
-        code, log, _ = run_step(capsys)
+        code, log, _ = timed_step(capsys)
         server.wait_for_requests(1, timeout=5)
     assert code == 0, log
     [request] = server.requests
@@ -149,7 +142,7 @@ def test_canaries_never_leave(job: Job, capsys: pytest.CaptureFixture[str]) -> N
     job.env |= CANARIES
     with FaultServer("ok") as server:
         opt_in(job, server.url)
-        code, log, _ = run_step(capsys)
+        code, log, _ = timed_step(capsys)
         server.wait_for_requests(1, timeout=5)
     assert code == 0, log
     [request] = server.requests
@@ -185,7 +178,7 @@ def test_faulty_endpoint_never_fails_the_job(
     mode, opening, named, summary = fault
     with FaultServer(mode) as server:
         opt_in(job, server.url)
-        warning = authenticated_with_one_warning(job, *run_step(capsys))
+        warning = authenticated_with_one_warning(job, *timed_step(capsys))
     host = f"127.0.0.1:{server.port}"
     assert warning.split("::", 2)[2].startswith(opening)
     assert named in warning
@@ -202,7 +195,7 @@ def test_a_200_too_large_to_read_is_unconfirmed(
 ) -> None:
     with FaultServer("respond", body=b"x" * (64 * 1024 + 1)) as server:
         opt_in(job, server.url)
-        warning = authenticated_with_one_warning(job, *run_step(capsys))
+        warning = authenticated_with_one_warning(job, *timed_step(capsys))
     assert MAY_HAVE_ARRIVED in warning
     assert "the event may have arrived" in warning
     assert "response larger than 65536 bytes" in warning
@@ -214,7 +207,7 @@ def test_refused_connection(job: Job, capsys: pytest.CaptureFixture[str]) -> Non
 
     with held_refused_port() as port:
         opt_in(job, f"http://127.0.0.1:{port}")
-        warning = authenticated_with_one_warning(job, *run_step(capsys))
+        warning = authenticated_with_one_warning(job, *timed_step(capsys))
     assert "Anonymous telemetry was not sent (unavailable: connection refused)" in warning
     cell = telemetry_cell(job.summary)
     assert cell == f"on: not sent to 127.0.0.1:{port} (see the warning above)"
@@ -225,7 +218,7 @@ def test_flaky_endpoint_is_retried_once(job: Job, capsys: pytest.CaptureFixture[
     job.env["STANDIN_TBOT_DELAY"] = "0.5"
     with FaultServer("flaky") as server:
         opt_in(job, server.url)
-        code, log, _ = run_step(capsys)
+        code, log, _ = timed_step(capsys)
     assert code == 0, log
     assert len(server.requests) == 2
     assert server.requests[0].body == server.requests[1].body  # the same event, once delivered
@@ -241,7 +234,7 @@ def test_dns_failure(
     monkeypatch.setattr(socket, "getaddrinfo", no_dns)
     job.env["INPUT_ANONYMOUS_TELEMETRY"] = "true"
     del job.env["TELEPORT_ANONYMOUS_TELEMETRY_ADDRESS"]  # the default https endpoint
-    warning = authenticated_with_one_warning(job, *run_step(capsys))
+    warning = authenticated_with_one_warning(job, *timed_step(capsys))
     assert "unavailable" in warning
     assert "DNS" in warning
 
@@ -250,10 +243,11 @@ def test_tls_failure(job: Job, capsys: pytest.CaptureFixture[str]) -> None:
     with FaultServer("ok") as server:
         # https:// to a plain-HTTP server: the handshake fails.
         opt_in(job, server.url.replace("http://", "https://"))
-        warning = authenticated_with_one_warning(job, *run_step(capsys))
+        warning = authenticated_with_one_warning(job, *timed_step(capsys))
     assert "TLS failed" in warning
 
 
+@pytest.mark.launched
 def test_the_machines_trust_store_is_used(job: Job, tmp_path: Path) -> None:
     """A runner whose TLS-inspecting proxy CA is installed system-wide: tbot would get
     through, and so does the step (here the system store is SSL_CERT_FILE/SSL_CERT_DIR)."""
@@ -287,7 +281,7 @@ def test_rejected_endpoint_warns_and_sends_nothing(
     job: Job, capsys: pytest.CaptureFixture[str], address: str
 ) -> None:
     opt_in(job, address)
-    code, log, elapsed = run_step(capsys)
+    code, log, elapsed = timed_step(capsys)
     warning = authenticated_with_one_warning(job, code, log, elapsed)
     assert "TELEPORT_ANONYMOUS_TELEMETRY_ADDRESS" in warning
     assert "pw" not in warning
@@ -311,7 +305,7 @@ def test_failed_tbot_sends_nothing_after_the_fact(
     monkeypatch.setattr(Submission, "wait", wait_releasing_the_answer)
     with FaultServer("unavailable", gate=gate) as server:
         opt_in(job, server.url)
-        code, log, _ = run_step(capsys)
+        code, log, _ = timed_step(capsys)
         assert code == 1
         assert "tbot failed with exit code 1: access denied" in log
         assert gate.is_set()
@@ -344,7 +338,7 @@ def test_a_run_whose_tbot_fails_is_still_counted(
     monkeypatch.setattr(wire, "encode", encode_after_tbot_failed)
     with FaultServer("ok") as server:
         opt_in(job, server.url)
-        code, log, _ = run_step(capsys)
+        code, log, _ = timed_step(capsys)
         assert code == 1
         assert "tbot failed with exit code 1: access denied" in log
         assert len(server.requests) == 1
@@ -357,7 +351,7 @@ def test_a_run_whose_tbot_fails_is_still_counted(
 def test_tbot_is_told_not_to_report(job: Job, capsys: pytest.CaptureFixture[str]) -> None:
     with FaultServer("ok") as server:
         opt_in(job, server.url)
-        code, log, _ = run_step(capsys)
+        code, log, _ = timed_step(capsys)
         server.wait_for_requests(1, timeout=5)
     assert code == 0, log
     start = next(r for r in job.records if "start" in r["argv"])
@@ -371,7 +365,7 @@ def test_opted_out_step_opens_no_socket(job: Job, capsys: pytest.CaptureFixture[
     # Any socket this process creates raises under the guard; tbot's run is a
     # subprocess, which the stand-in record shows was told not to report.
     job.env["TELEPORT_ANONYMOUS_TELEMETRY_ADDRESS"] = "http://127.0.0.1:9"
-    code, log, _ = run_step(capsys)
+    code, log, _ = timed_step(capsys)
     assert code == 0, log
     assert "Anonymous telemetry is not enabled." in log
     assert "| Anonymous telemetry | off |" in job.summary

@@ -4,27 +4,17 @@ from __future__ import annotations
 
 import errno
 import re
+import stat
 from pathlib import Path
 
 import pytest
 
-from conftest import Job, assert_token_never_printed
-from teleport_auth.gha import md_literal
-from teleport_auth.main import main
+from conftest import Job, parse_file_commands
+from step_helpers import errors, run_step
+from teleport_auth.gha import ActionFailure, describe_os_error, md_literal
+from teleport_auth.runner_files import RunnerFiles
 
 pytestmark = pytest.mark.step
-
-
-def run_step(capsys: pytest.CaptureFixture[str], argv: list[str] | None = None) -> tuple[int, str]:
-    code = main(argv or [])
-    captured = capsys.readouterr()
-    log = captured.out + captured.err
-    assert_token_never_printed(log)
-    return code, log
-
-
-def errors(log: str) -> list[str]:
-    return [line for line in log.splitlines() if line.startswith("::error")]
 
 
 def test_a_full_github_env_publishes_nothing(job: Job, capsys: pytest.CaptureFixture[str]) -> None:
@@ -178,3 +168,36 @@ def test_input_values_are_literal_in_the_summary(
 )
 def test_md_literal(text: str, in_table: bool, expected: str) -> None:
     assert md_literal(text, in_table=in_table) == expected
+
+
+# --- the runner's files, unit by unit -----------------------------------------------
+
+
+def test_a_missing_file_variable_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ActionFailure) as caught:
+        RunnerFiles.open({"GITHUB_OUTPUT": str(tmp_path / "out")}, with_env=True)
+    assert caught.value.message == (
+        "GITHUB_ENV is not set: this step must run in a GitHub Actions job (or under act)."
+    )
+
+
+def test_files_not_there_yet_are_created_private_and_appended_to(tmp_path: Path) -> None:
+    output, exported = tmp_path / "output", tmp_path / "env"
+    exported.write_text("EARLIER=1\n")
+    files = RunnerFiles.open(
+        {"GITHUB_OUTPUT": str(output), "GITHUB_ENV": str(exported)}, with_env=True
+    )
+    try:
+        files.publish({}, {"NAME": "value"})  # no outputs: the variables are still written
+    finally:
+        files.close()
+    assert stat.S_IMODE(output.stat().st_mode) == 0o600
+    assert output.read_text() == ""
+    assert parse_file_commands(exported.read_text()) == {"EARLIER": "1", "NAME": "value"}
+
+
+def test_an_os_error_is_described_in_words() -> None:
+    assert describe_os_error(OSError(errno.ENOSPC, "No space left on device")) == (
+        "No space left on device"
+    )
+    assert describe_os_error(PermissionError()) == "PermissionError"

@@ -3,7 +3,8 @@
 A copy of this tree is committed in a scratch repository, tagged v1.2.3 and
 pushed to a local bare ``origin``. act runs the release job on this host, with
 ``actions/setup-python`` replaced by a local stand-in that puts the asked-for
-interpreters (kept under ~/.pyenv/versions) first on PATH, as setup-python does.
+interpreters first on PATH, as setup-python does: those TELEPORT_AUTH_TEST_PYTHONS
+lists (the project's workflow installs them) or ~/.pyenv/versions keeps.
 Then a job that uses ``teleport-actions/auth@v1.2.3`` (that released tag) and its
 ``k8s`` member runs under each of those interpreters with no package index
 reachable.
@@ -22,15 +23,15 @@ from pathlib import Path
 import pytest
 
 from act_harness import act_binary
-from conftest import gone_within
+from conftest import gone_within, require
 from echo_server import free_port
+from interpreters import TEST_PYTHONS_ENV, find_python
 from standin.install import install_standin
 
 pytestmark = pytest.mark.act
 
 REPO = Path(__file__).resolve().parent.parent
 RELEASE = REPO / ".github" / "workflows" / "release.yml"
-PYENV_VERSIONS = Path.home() / ".pyenv" / "versions"
 TAG = "v1.2.3"
 NO_INDEX = "http://127.0.0.1:9/"
 # release.yml's list of interpreters to ship bytecode for, one per line.
@@ -38,7 +39,7 @@ PYTHONS_BLOCK = re.compile(r"^( +)PYTHONS: \|\n((?:\1  .*\n)+)", re.MULTILINE)
 
 STANDIN_SETUP_PYTHON = """\
 name: setup-python stand-in
-description: Puts each asked-for Python kept under {versions} first on PATH.
+description: Puts each asked-for Python (one folder per version under {shims}) first on PATH.
 inputs:
   python-version:
     required: true
@@ -49,16 +50,13 @@ runs:
       shell: bash
       env:
         VERSIONS: ${{{{ inputs.python-version }}}}
-        PYENV_VERSIONS: {versions}
+        SHIMS: {shims}
       run: |
         for version in $VERSIONS; do
-          found=""
-          for dir in "$PYENV_VERSIONS/$version".*/bin; do
-            if [[ -x "$dir/python3" ]]; then found="$dir"; fi
-          done
-          [[ -n "$found" ]] || {{ echo "::error::no Python ${{version}} here"; exit 1; }}
+          dir="$SHIMS/$version/bin"
+          [[ -x "$dir/python3" ]] || {{ echo "::error::no Python ${{version}} here"; exit 1; }}
           # The last one asked for ends up first: python3, as with setup-python.
-          echo "$found" >> "$GITHUB_PATH"
+          echo "$dir" >> "$GITHUB_PATH"
         done
 """
 
@@ -138,10 +136,6 @@ def setup_python_ref(workflow: str) -> str:
     return found.pop()
 
 
-def pyenv_has(version: str) -> bool:
-    return any(PYENV_VERSIONS.glob(f"{version}.*/bin/python3"))
-
-
 def run_act(cwd: Path, work: Path, *args: str) -> str:
     env = dict(os.environ)
     env["ACT_DISABLE_VERSION_CHECK"] = "1"
@@ -192,15 +186,26 @@ def scratch_repository(dest: Path, pythons: list[str]) -> None:
 def test_release_publishes_a_bundle_that_runs_without_an_index(tmp_path: Path) -> None:
     workflow = RELEASE.read_text()
     wanted = release_pythons(workflow)
-    pythons = [v for v in wanted if pyenv_has(v)]
-    if not {"3.10", "3.12"} <= set(pythons):
-        pytest.skip("needs CPython 3.10 and 3.12 under ~/.pyenv/versions")
+    found = {version: find_python(version) for version in wanted}
+    pythons = [version for version in wanted if found[version]]
+    require(
+        {"3.10", "3.12"} <= set(pythons),
+        f"needs CPython 3.10 and 3.12 (listed in {TEST_PYTHONS_ENV} or under ~/.pyenv/versions)",
+    )
     setup_python = setup_python_ref(workflow)
     work = tmp_path
     install_standin(work / "bin", python=sys.executable)
+    # Each interpreter in a folder of its own, as python3, python and python3.X.
+    shims = work / "pythons"
+    for version in pythons:
+        interpreter = found[version]
+        assert interpreter is not None
+        (shims / version / "bin").mkdir(parents=True)
+        for name in ("python3", "python", f"python{version}"):
+            (shims / version / "bin" / name).symlink_to(interpreter.path)
     standin = work / "setup-python"
     standin.mkdir()
-    (standin / "action.yml").write_text(STANDIN_SETUP_PYTHON.format(versions=PYENV_VERSIONS))
+    (standin / "action.yml").write_text(STANDIN_SETUP_PYTHON.format(shims=shims))
     replace_setup_python = ["--local-repository", f"{setup_python}={standin}"]
 
     # The maintainer's side: a tag pushed to origin.

@@ -31,10 +31,9 @@ from standin.harness import (
     error_lines,
     tunnel_config,
 )
+from step_helpers import LIMIT, echo_through
 from teleport_auth._proto.prehog.v1alpha import tbot_pb2
 
-# Generous bounds for a loaded machine; nothing waits this long when all is well.
-LIMIT = 20.0
 # The daemon actions require tbot 18.6.4 (docs/compatibility.md); /wait needs it too.
 VERSION = "18.6.4"
 TUNNELS = ["database-tunnel", "application-tunnel", "application-proxy"]
@@ -46,17 +45,6 @@ def refused(port: int) -> bool:
     except ConnectionRefusedError:
         return True
     return False
-
-
-def echo_through(port: int, payload: bytes) -> bytes:
-    """Send ``payload``, half-close, and read everything that comes back."""
-    with socket.create_connection(("127.0.0.1", port), timeout=LIMIT) as sock:
-        sock.sendall(payload)
-        sock.shutdown(socket.SHUT_WR)
-        chunks = []
-        while data := sock.recv(65536):
-            chunks.append(data)
-    return b"".join(chunks)
 
 
 def closed_by_peer(port: int) -> bool:
@@ -160,12 +148,6 @@ def start_daemon(standin: Standin) -> Iterator[StartDaemon]:
         if proc.poll() is None:
             proc.kill()
         proc.wait(timeout=LIMIT)
-
-
-@pytest.fixture
-def echo() -> Iterator[EchoServer]:
-    with EchoServer(exit_after=LIMIT * 3) as server:
-        yield server
 
 
 # --- readiness -------------------------------------------------------------------------

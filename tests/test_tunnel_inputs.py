@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from conftest import Job, stop_daemon
+from conftest import Job
 from echo_server import free_port
+from step_helpers import stop_daemon
 from teleport_auth.family import member
 from teleport_auth.family.tunnels import MAX_TIMEOUT_MS
 from teleport_auth.inputs import InputError, env_name
