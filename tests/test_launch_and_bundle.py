@@ -122,12 +122,22 @@ def test_real_python_39_is_told_how_to_use_a_newer_one(
     assert job.records == []
 
 
-def test_partial_bundle_is_a_clear_error(job: Job) -> None:
-    # As if _vendor/yaml were missing: the import fails before main() runs.
+def test_a_partial_bundle_cannot_break_authentication(job: Job) -> None:
+    # The opted-out path imports nothing from _vendor/ (the debug log's PyYAML is
+    # optional): with _vendor/ off the path and PyYAML gone, in debug mode, the
+    # step still authenticates and logs the config, as JSON.
+    job.env["RUNNER_DEBUG"] = "1"
     done = run_entry_point(job, "sys.modules['yaml'] = None", REPO / "src")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert '::debug::  "version": "v2",' in done.stdout
+    assert job.started_tbot
+
+
+def test_damaged_source_is_a_clear_error(job: Job) -> None:
+    # A module of the step itself missing: one error, before main() runs.
+    done = run_entry_point(job, "sys.modules['teleport_auth.step'] = None", BUNDLE, REPO / "src")
     assert done.returncode == 1
-    assert done.stdout.startswith("::error::teleport-actions/auth could not load its runtime")
-    assert "_vendor/ bundle is incomplete" in done.stdout
+    assert done.stdout.startswith("::error::teleport-actions/auth could not load")
     assert "Traceback" not in done.stderr
     assert job.records == []
 

@@ -33,11 +33,11 @@ if sys.version_info < (3, 10):  # noqa: UP036
 try:
     from teleport_auth.main import main
 except ImportError as exc:
-    # Only a damaged install gets here (e.g. a partial _vendor/ bundle).
+    # Only a damaged copy of the action gets here (a file of src/ missing).
     sys.stdout.write(
-        f"::error::teleport-actions/auth could not load its runtime packages ({exc}). "
-        "Its _vendor/ bundle is incomplete: delete that directory to have it rebuilt, "
-        "or use a released version of the action, which ships it.\n"
+        f"::error::teleport-actions/auth could not load its own code ({exc}). This copy "
+        "of the action is incomplete: use a released version (e.g. @v1), or check out "
+        "the action again.\n"
     )
     raise SystemExit(1) from None
 

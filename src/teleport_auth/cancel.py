@@ -15,13 +15,18 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import Any
 
 from teleport_auth.gha import ActionFailure
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
-_Handler = Callable[[int, FrameType | None], Any] | int | None
+# typing.TYPE_CHECKING without importing typing at run time (mypy reads it the same).
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from typing import Any
+
+    _Handler = Callable[[int, FrameType | None], Any] | int | None
 
 
 class Cancelled(ActionFailure):

@@ -6,11 +6,13 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from teleport_auth.gha import ActionFailure, describe_os_error
 from teleport_auth.inputs import Inputs
 from teleport_auth.uuids import uuid4
+
+# typing.TYPE_CHECKING without importing typing at run time (mypy reads it the same).
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from teleport_auth.family.spec import Plan
@@ -46,9 +48,15 @@ def redacted(config: BotConfig) -> BotConfig:
 
 
 def to_yaml(config: BotConfig) -> str:
-    """The config as block YAML, for the debug log (PyYAML is loaded only then)."""
-    import yaml  # noqa: PLC0415 - the debug log is the only reader of this form
+    """The config as block YAML, for the debug log (PyYAML is loaded only then).
 
+    A damaged bundle without PyYAML still logs it, as JSON: debug output must
+    never be what fails a run.
+    """
+    try:
+        import yaml  # noqa: PLC0415 - the debug log is the only reader of this form
+    except ImportError:
+        return json.dumps(config, indent=2)
     return yaml.safe_dump(config, sort_keys=False, default_flow_style=False)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import MutableMapping
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
 
 from teleport_auth import gha
 from teleport_auth.config import build_config, redacted, to_yaml
@@ -12,21 +11,37 @@ from teleport_auth.family.spec import Member
 from teleport_auth.inputs import Inputs
 from teleport_auth.tbot import TbotVersion
 
+# typing.TYPE_CHECKING without importing typing at run time (mypy reads it the same).
+TYPE_CHECKING = False
+
 if TYPE_CHECKING:
     from teleport_auth.family.spec import Plan
     from teleport_auth.tbot_schema import BotConfig
 
 
-class Context(NamedTuple):
-    env: MutableMapping[str, str]
-    member: Member
-    plan: Plan
-    inputs: Inputs
-    tbot: str
-    version: TbotVersion
-    # The run's private directory: tbot's output files, or a daemon's log.
-    workdir: Path
-    telemetry_on: bool
+class Context:
+    __slots__ = ("env", "inputs", "member", "plan", "tbot", "telemetry_on", "version", "workdir")
+
+    def __init__(  # noqa: PLR0917 - the run's facts, each named at the one call
+        self,
+        env: MutableMapping[str, str],
+        member: Member,
+        plan: Plan,
+        inputs: Inputs,
+        tbot: str,
+        version: TbotVersion,
+        workdir: Path,
+        telemetry_on: bool,
+    ) -> None:
+        self.env = env
+        self.member = member
+        self.plan = plan
+        self.inputs = inputs
+        self.tbot = tbot
+        self.version = version
+        # The run's private directory: tbot's output files, or a daemon's log.
+        self.workdir = workdir
+        self.telemetry_on = telemetry_on
 
     def config(self) -> BotConfig:
         """The tbot config for this run; logged (token redacted) in debug mode."""

@@ -1,9 +1,11 @@
-"""GitHub Actions workflow commands and file commands.
+"""GitHub Actions workflow commands, groups and the job summary.
 
-A thin layer over actions-toolkit's ``command`` module.
-We deliberately avoid ``actions_toolkit.core``: it imports ``requests`` (for
-OIDC) at import time, which would put the HTTP stack on the start-up path of
-every run, telemetry or not.
+Commands are written in the format of actions/toolkit's ``issueCommand``
+(``::name key=value,...::message``, with its escaping), the same text
+actions-toolkit's ``command.issue_command`` writes (``tests/test_gha.py``
+holds the two to each other). The step does not import actions-toolkit
+itself: its ``utils`` module pulls ``typing`` and ``json`` decoding into every
+run's start-up, and ``core`` even ``requests``.
 """
 
 from __future__ import annotations
@@ -12,8 +14,6 @@ import os
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-
-from actions_toolkit.command import issue_command
 
 
 class ActionFailure(Exception):
@@ -42,8 +42,24 @@ def describe_os_error(exc: OSError) -> str:
     return exc.strerror or type(exc).__name__
 
 
+def escape_data(text: str) -> str:
+    """A command's message, escaped as actions/toolkit does (``escapeData``)."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(text: str) -> str:
+    """A command's property value, escaped as actions/toolkit does (``escapeProperty``)."""
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def command_line(name: str, message: str, properties: Mapping[str, str] | None = None) -> str:
+    """``::name key=value,...::message``, as actions/toolkit's ``issueCommand`` writes it."""
+    props = ",".join(f"{key}={escape_property(value)}" for key, value in (properties or {}).items())
+    return f"::{name}{' ' + props if props else ''}::{escape_data(message)}"
+
+
 def _command(name: str, message: str, properties: Mapping[str, str] | None = None) -> None:
-    issue_command(name, dict(properties or {}), message)
+    sys.stdout.write(command_line(name, message, properties) + "\n")
     sys.stdout.flush()
 
 

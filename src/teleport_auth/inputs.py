@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import NamedTuple
 
 from teleport_auth.gha import ActionFailure
 from teleport_auth.goduration import DurationError, parse_duration_ns
@@ -36,25 +35,49 @@ class InputError(ActionFailure):
     """A bad input: the message names the input and what was expected."""
 
 
-class Inputs(NamedTuple):
+class Inputs:
     """The shared inputs, validated."""
 
-    proxy: str
-    token: str
-    certificate_ttl: str
-    ca_pins: tuple[str, ...]
-    disable_env_vars: bool
-    # Values accepted as the original accepts them, but worth a ::warning::.
-    warnings: tuple[str, ...] = ()
-    # What the step changed in a value, worth a ::notice:: (a proxy URL made an address).
-    notices: tuple[str, ...] = ()
+    __slots__ = (
+        "ca_pins",
+        "certificate_ttl",
+        "disable_env_vars",
+        "notices",
+        "proxy",
+        "token",
+        "warnings",
+    )
+
+    def __init__(
+        self,
+        proxy: str,
+        token: str,
+        certificate_ttl: str,
+        ca_pins: tuple[str, ...],
+        *,
+        disable_env_vars: bool,
+        warnings: tuple[str, ...] = (),
+        notices: tuple[str, ...] = (),
+    ) -> None:
+        self.proxy = proxy
+        self.token = token
+        self.certificate_ttl = certificate_ttl
+        self.ca_pins = ca_pins
+        self.disable_env_vars = disable_env_vars
+        # Values accepted as the original accepts them, but worth a ::warning::.
+        self.warnings = warnings
+        # What the step changed in a value, worth a ::notice:: (a proxy URL made an address).
+        self.notices = notices
 
 
-class Consent(NamedTuple):
+class Consent:
     """Whether the user opted in to anonymous telemetry, and why not if the value was odd."""
 
-    enabled: bool
-    warning: str = ""
+    __slots__ = ("enabled", "warning")
+
+    def __init__(self, enabled: bool, warning: str = "") -> None:
+        self.enabled = enabled
+        self.warning = warning
 
 
 def env_name(name: str) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Mapping
-from typing import NamedTuple
 
 from teleport_auth.gha import ActionFailure, describe_os_error
 from teleport_auth.uuids import uuid4
@@ -31,10 +30,13 @@ def key_value_message(key: str, value: str) -> str:
     return f"{key}<<{delimiter}\n{value}\n{delimiter}"
 
 
-class _File(NamedTuple):
-    variable: str
-    path: str
-    fd: int
+class _File:
+    __slots__ = ("fd", "path", "variable")
+
+    def __init__(self, variable: str, path: str, fd: int) -> None:
+        self.variable = variable
+        self.path = path
+        self.fd = fd
 
     def failure(self, exc: OSError, doing: str) -> ActionFailure:
         return ActionFailure(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from teleport_auth import HELPER_VERSION, cancel, gha
 from teleport_auth.config import make_private_dir
@@ -18,6 +17,9 @@ from teleport_auth.oneshot import run_oneshot
 from teleport_auth.runner_files import RunnerFiles
 from teleport_auth.tbot import SETUP_HINT, TbotVersion, find_tbot, read_version
 from teleport_auth.telemetry import HELPER_ENV, HELPER_VERSION_ENV, consent_line
+
+# typing.TYPE_CHECKING without importing typing at run time (mypy reads it the same).
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from teleport_auth.daemon import RunningTbot

@@ -11,7 +11,6 @@ import subprocess
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import NamedTuple
 
 from teleport_auth import HELPER_NAME, HELPER_VERSION, cancel, gha
 from teleport_auth.cancel import Cancelled
@@ -34,14 +33,26 @@ SETUP_HINT = (
 )
 
 
-class TbotVersion(NamedTuple):
-    major: int
-    minor: int
-    patch: int
-    # A pre-release sorts before its release: "" must compare greatest.
-    release_rank: int
-    prerelease: str
-    enterprise: bool = False
+class TbotVersion:
+    __slots__ = ("enterprise", "major", "minor", "patch", "prerelease", "release_rank")
+
+    def __init__(
+        self,
+        *,
+        major: int,
+        minor: int,
+        patch: int,
+        release_rank: int,
+        prerelease: str,
+        enterprise: bool = False,
+    ) -> None:
+        self.major = major
+        self.minor = minor
+        self.patch = patch
+        # A pre-release sorts before its release: 0 for a pre-release, 1 for a release.
+        self.release_rank = release_rank
+        self.prerelease = prerelease
+        self.enterprise = enterprise
 
     @property
     def text(self) -> str:
@@ -135,10 +146,13 @@ def tbot_env(env: Mapping[str, str]) -> dict[str, str]:
     return result
 
 
-class RunResult(NamedTuple):
-    exit_code: int
-    last_error: str
-    seconds: float
+class RunResult:
+    __slots__ = ("exit_code", "last_error", "seconds")
+
+    def __init__(self, exit_code: int, last_error: str, seconds: float) -> None:
+        self.exit_code = exit_code
+        self.last_error = last_error
+        self.seconds = seconds
 
 
 # After the step is cancelled, tbot gets this long to exit on the same signal.

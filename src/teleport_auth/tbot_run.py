@@ -12,14 +12,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 from teleport_auth import cancel, telemetry_run
 from teleport_auth.config import make_private_dir, remove_private_dir, write_private_config
 from teleport_auth.context import Context
 from teleport_auth.gha import ActionFailure
 
-Launched = TypeVar("Launched")
+# typing.TYPE_CHECKING without importing typing at run time (mypy reads it the same).
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    Launched = TypeVar("Launched")
 
 
 class TbotFailed(ActionFailure):

@@ -6,9 +6,10 @@ one warning. An opted-out run never imports the telemetry package's sender.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from teleport_auth import HELPER_VERSION, gha
+
+# typing.TYPE_CHECKING without importing typing at run time (mypy reads it the same).
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from teleport_auth.context import Context

@@ -9,7 +9,9 @@ imports only its own member's module.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
+
+# typing.TYPE_CHECKING without importing typing at run time (mypy reads it the same).
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from teleport_auth.family.spec import Member

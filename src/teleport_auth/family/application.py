@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from teleport_auth.family.spec import (
     InputSpec,
@@ -15,6 +14,9 @@ from teleport_auth.family.spec import (
     directory_destination,
 )
 from teleport_auth.inputs import Inputs, raw_input, validate_resource_name
+
+# typing.TYPE_CHECKING without importing typing at run time (mypy reads it the same).
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from teleport_auth.tbot_schema import Output

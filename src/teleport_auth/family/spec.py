@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
 
 from teleport_auth.inputs import Inputs
+
+# typing.TYPE_CHECKING without importing typing at run time (mypy reads it the same).
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from typing import Protocol
@@ -33,34 +35,57 @@ END_OF_JOB_REF = "main"
 END_OF_JOB_USES = f"teleport-actions/auth/{END_OF_JOB_FOLDER}@{END_OF_JOB_REF}"
 
 
-class InputSpec(NamedTuple):
-    name: str
-    description: str
-    required: bool = False
-    # What action.yml declares as the default; None: no default line.
-    default: str | None = None
+# Plain classes with __slots__ rather than dataclasses or NamedTuples: the step
+# imports this on every run, and those cost milliseconds of start-up each time.
 
 
-class OutputSpec(NamedTuple):
-    name: str
-    description: str
+class InputSpec:
+    __slots__ = ("default", "description", "name", "required")
+
+    def __init__(
+        self, name: str, description: str, required: bool = False, default: str | None = None
+    ) -> None:
+        self.name = name
+        self.description = description
+        self.required = required
+        # What action.yml declares as the default; None: no default line.
+        self.default = default
 
 
-class Published(NamedTuple):
+class OutputSpec:
+    __slots__ = ("description", "name")
+
+    def __init__(self, name: str, description: str) -> None:
+        self.name = name
+        self.description = description
+
+
+class Published:
     """What a successful run hands to the job."""
 
-    outputs: dict[str, str]
-    # Exported to later steps unless disable-env-vars.
-    exports: Mapping[str, str] = {}
-    # Job summary rows: (label, plain text). Escaped when written.
-    rows: tuple[tuple[str, str], ...] = ()
+    __slots__ = ("exports", "outputs", "rows")
+
+    def __init__(
+        self,
+        outputs: dict[str, str],
+        exports: Mapping[str, str] | None = None,
+        rows: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        self.outputs = outputs
+        # Exported to later steps unless disable-env-vars.
+        self.exports: Mapping[str, str] = exports or {}
+        # Job summary rows: (label, plain text). Escaped when written.
+        self.rows = rows
 
 
-class BackgroundSettings(NamedTuple):
+class BackgroundSettings:
     """How the step runs a daemon member's tbot: where to ask for readiness, how long."""
 
-    diag_port: int
-    timeout_ms: int
+    __slots__ = ("diag_port", "timeout_ms")
+
+    def __init__(self, diag_port: int, timeout_ms: int) -> None:
+        self.diag_port = diag_port
+        self.timeout_ms = timeout_ms
 
     @property
     def diag_addr(self) -> str:
@@ -109,23 +134,52 @@ class OneShotPlan:
         return None
 
 
-class Member(NamedTuple):
-    key: str
-    # The folder of its action.yml in this repository ("" for the root, auth).
-    folder: str
-    # The original action it replaces, as its helper name reports it.
-    original: str
-    title: str
-    description: str
-    inputs: tuple[InputSpec, ...]
-    outputs: tuple[OutputSpec, ...]
-    # Names of the variables it exports, for the documentation.
-    exports: tuple[str, ...]
-    min_tbot: Version
-    # Reads and validates the member's own inputs (InputError names a bad one).
-    read: Callable[[Mapping[str, str]], Plan]
-    # Whether its tbot keeps running in the background (the daemon members).
-    daemon: bool = False
+class Member:
+    __slots__ = (
+        "daemon",
+        "description",
+        "exports",
+        "folder",
+        "inputs",
+        "key",
+        "min_tbot",
+        "original",
+        "outputs",
+        "read",
+        "title",
+    )
+
+    def __init__(
+        self,
+        *,
+        key: str,
+        folder: str,
+        original: str,
+        title: str,
+        description: str,
+        inputs: tuple[InputSpec, ...],
+        outputs: tuple[OutputSpec, ...],
+        exports: tuple[str, ...],
+        min_tbot: Version,
+        read: Callable[[Mapping[str, str]], Plan],
+        daemon: bool = False,
+    ) -> None:
+        self.key = key
+        # The folder of its action.yml in this repository ("" for the root, auth).
+        self.folder = folder
+        # The original action it replaces, as its helper name reports it.
+        self.original = original
+        self.title = title
+        self.description = description
+        self.inputs = inputs
+        self.outputs = outputs
+        # Names of the variables it exports, for the documentation.
+        self.exports = exports
+        self.min_tbot = min_tbot
+        # Reads and validates the member's own inputs (InputError names a bad one).
+        self.read = read
+        # Whether its tbot keeps running in the background (the daemon members).
+        self.daemon = daemon
 
     @property
     def oneshot(self) -> bool:
