@@ -17,11 +17,15 @@ from __future__ import annotations
 
 import datetime
 import json
-import uuid
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
 
+from teleport_auth.uuids import uuid4
+
+# typing.TYPE_CHECKING without importing typing at run time (mypy reads it the same).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from teleport_auth.tbot_schema import BotConfig
 
 RUN_MODE_ONE_SHOT = "RUN_MODE_ONE_SHOT"
@@ -101,7 +105,7 @@ def build_event(
     }
     when = now if now is not None else datetime.datetime.now(datetime.timezone.utc)
     return {
-        "distinct_id": distinct_id if distinct_id is not None else str(uuid.uuid4()),
+        "distinct_id": distinct_id if distinct_id is not None else uuid4(),
         "timestamp": rfc3339(when),
         "start": start,
     }

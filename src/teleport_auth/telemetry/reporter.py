@@ -9,16 +9,18 @@ Importing it loads none of them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from teleport_auth.tbot_schema import BotConfig
 
 from teleport_auth import gha
 from teleport_auth.telemetry import METHOD_PATH
 from teleport_auth.telemetry.endpoint import EndpointRejected, endpoint_host, resolve_endpoint
 from teleport_auth.telemetry.event import build_event, event_json
 from teleport_auth.telemetry.sender import Submission, describe_failure
+
+# typing.TYPE_CHECKING without importing typing at run time (mypy reads it the same).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from teleport_auth.tbot_schema import BotConfig
+
 
 # How long the step may wait for the submission once tbot has exited. The
 # promise is "at most 1 s added"; the rest of that second is left for the

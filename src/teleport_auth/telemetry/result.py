@@ -7,22 +7,38 @@ opted-in run loads in the background.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
-
-@dataclass(frozen=True)
 class CallResult:
-    ok: bool
-    # "" on success, else a Connect code name such as "unavailable".
-    code: str
-    # One short line, safe to print.
-    message: str
-    http_status: int | None
-    # False only when the request certainly never left this machine.
-    sent: bool
-    # Another attempt cannot produce a second event.
-    retryable: bool
-    # The endpoint itself answered that the call failed (a Connect error or a
-    # redirect), so it did not take the event. A gateway's 502/504 is not such
-    # an answer: the service behind it may have taken the event.
-    refused: bool = False
+    # A slotted class, not a dataclass: opting in must not add dataclasses'
+    # import (inspect, ast...) to the step's main thread.
+    __slots__ = ("code", "http_status", "message", "ok", "refused", "retryable", "sent")
+
+    def __init__(
+        self,
+        *,
+        ok: bool,
+        code: str,
+        message: str,
+        http_status: int | None,
+        sent: bool,
+        retryable: bool,
+        refused: bool = False,
+    ) -> None:
+        self.ok = ok
+        # "" on success, else a Connect code name such as "unavailable".
+        self.code = code
+        # One short line, safe to print.
+        self.message = message
+        self.http_status = http_status
+        # False only when the request certainly never left this machine.
+        self.sent = sent
+        # Another attempt cannot produce a second event.
+        self.retryable = retryable
+        # The endpoint itself answered that the call failed (a Connect error or a
+        # redirect), so it did not take the event. A gateway's 502/504 is not such
+        # an answer: the service behind it may have taken the event.
+        self.refused = refused
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"CallResult({fields})"

@@ -19,8 +19,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal
 
 from teleport_auth.telemetry.result import CallResult
 
@@ -33,20 +31,41 @@ RETRY_DELAY_SECONDS = 0.2
 # unconfirmed: the request may have reached the endpoint, with no acknowledgement
 #   (reset after sending, a 200 that is not a valid response, no answer in time).
 # not_sent: the event certainly never left this machine.
-Delivery = Literal["confirmed", "refused", "unconfirmed", "not_sent"]
+# typing.TYPE_CHECKING without importing typing at run time (mypy reads it the same).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Literal
+
+    Delivery = Literal["confirmed", "refused", "unconfirmed", "not_sent"]
 
 
-@dataclass(frozen=True)
 class Outcome:
-    delivery: Delivery
-    # The last attempt that ended (None while none has).
-    result: CallResult | None
-    attempts: int
-    duration: float
-    # An attempt had begun and was still waiting for its answer.
-    in_flight: bool
-    # The worker thread has ended: this outcome is final.
-    finished: bool
+    # A slotted class, not a dataclass: see CallResult.
+    __slots__ = ("attempts", "delivery", "duration", "finished", "in_flight", "result")
+
+    def __init__(
+        self,
+        *,
+        delivery: Delivery,
+        result: CallResult | None,
+        attempts: int,
+        duration: float,
+        in_flight: bool,
+        finished: bool,
+    ) -> None:
+        self.delivery: Delivery = delivery
+        # The last attempt that ended (None while none has).
+        self.result = result
+        self.attempts = attempts
+        self.duration = duration
+        # An attempt had begun and was still waiting for its answer.
+        self.in_flight = in_flight
+        # The worker thread has ended: this outcome is final.
+        self.finished = finished
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"Outcome({fields})"
 
 
 def _delivery(result: CallResult | None, attempts: int, in_flight: bool) -> Delivery:
