@@ -127,3 +127,38 @@ def test_the_file_is_json_that_yaml_reads_back_unchanged(value: str) -> None:
     # No \\uD83D-style surrogate escapes: tbot's YAML parser refuses them.
     assert "\\ud8" not in text.lower()
     assert yaml.safe_load(text) == config
+
+
+SMALL = {"version": "v2", "onboarding": {"token": "t", "ca_pins": []}, "outputs": [{"b": 1}]}
+
+
+def test_the_file_text_is_indented_json_in_the_configs_order() -> None:
+    assert to_file_text(SMALL) == (
+        "{\n"
+        '  "version": "v2",\n'
+        '  "onboarding": {\n'
+        '    "token": "t",\n'
+        '    "ca_pins": []\n'
+        "  },\n"
+        '  "outputs": [\n'
+        "    {\n"
+        '      "b": 1\n'
+        "    }\n"
+        "  ]\n"
+        "}\n"
+    )
+
+
+def test_the_debug_logs_yaml_is_block_style_in_the_configs_order() -> None:
+    assert to_yaml(SMALL) == (
+        "version: v2\nonboarding:\n  token: t\n  ca_pins: []\noutputs:\n- b: 1\n"
+    )
+
+
+def test_the_config_dir_is_private_from_its_creation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No moment where it is open to others: mkdir itself asks for 0700 (the
+    # chmod after it only overrides an odd umask).
+    monkeypatch.setattr(Path, "chmod", lambda self, mode: None)
+    assert stat.S_IMODE(private_dir(tmp_path).stat().st_mode) == 0o700

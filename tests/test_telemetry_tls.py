@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import requests.adapters
 import urllib3.util.ssl_
 
 from fault_server import (
@@ -115,6 +116,25 @@ def test_host_name_is_still_checked(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     assert outcome.delivery == "not_sent"
     assert outcome.result is not None
     assert "certificate verify failed" in outcome.result.message
+
+
+def test_certifis_bundle_is_not_trusted_alongside_the_system_store(
+    monkeypatch: pytest.MonkeyPatch,
+    endpoint: FaultServer,
+    proxy_ca: PrivateCA,
+    other_ca: PrivateCA,
+) -> None:
+    # tbot trusts the machine's store only. Were certifi's bundle (which requests
+    # falls back to) loaded on top of it, a CA the machine does not trust but
+    # certifi lists would be accepted: here certifi's bundle "lists" the CA.
+    monkeypatch.setenv("SSL_CERT_FILE", str(other_ca.ca_file))
+    monkeypatch.setenv("SSL_CERT_DIR", str(other_ca.cert_dir))
+    monkeypatch.setattr(requests.adapters, "DEFAULT_CA_BUNDLE_PATH", str(proxy_ca.ca_file))
+    outcome = _send(endpoint.url)
+    assert outcome.delivery == "not_sent"
+    assert endpoint.requests == []
+    # The control: a plain requests call, which trusts certifi's bundle, is accepted.
+    assert requests.get(endpoint.url, timeout=5).status_code == 200
 
 
 @pytest.mark.parametrize("variable", ["REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"])
