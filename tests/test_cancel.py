@@ -172,6 +172,19 @@ def test_an_exception_on_its_way_out_of_deferred_wins() -> None:
         section()
 
 
+def test_the_clean_up_after_a_cancellation_is_not_cancelled_again() -> None:
+    # The step catches Cancelled to clean up under deferred(); the signal it
+    # came from has been raised once already, and that section must run through.
+    cleaned = False
+    with cancellable():
+        try:
+            signal.raise_signal(signal.SIGTERM)
+        except Cancelled:
+            with deferred():
+                cleaned = True
+    assert cleaned
+
+
 def test_after_deferred_a_signal_raises_at_once_again() -> None:
     with cancellable():
         with deferred():

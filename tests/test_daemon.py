@@ -8,15 +8,18 @@ stops by itself after a minute should a test lose it.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import itertools
 import json
 import os
 import signal
 import stat
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar, cast
 
 import pytest
 
@@ -40,7 +43,7 @@ with open(os.environ["FAKE_RECORD"], "w") as f:
 print("fake tbot: on stdout", flush=True)
 print("fake tbot: on stderr", file=sys.stderr, flush=True)
 if mode == "exit":
-    sys.exit(3)
+    sys.exit(int(os.environ.get("FAKE_EXIT", "3")))
 if mode == "ignore-term":
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 started = time.monotonic()
@@ -292,3 +295,85 @@ def test_the_logs_last_lines_bounded(tmp_path: Path) -> None:
     log.write_bytes(b"x" * 100_000 + b"\n\xff end\n")
     assert daemon.log_tail(log, max_bytes=20) == ["xxxxxxxxxxxxx", "\ufffd end"]
     assert daemon.log_tail(tmp_path / "missing.log") == []
+
+
+def test_exiting_with_zero_before_ready_is_no_signal(start: Started) -> None:
+    started = start("exit", FAKE_EXIT="0")
+    with pytest.raises(NotReady) as caught:
+        daemon.wait_ready(started, 20_000)
+    assert caught.value.message == "tbot exited with code 0 before it was ready"
+
+
+class Process:
+    """Stands in for tbot's Popen: its exit code, and the waits asked of it."""
+
+    def __init__(self, returncode: int | None) -> None:
+        self.returncode = returncode
+        self.waits: list[float] = []
+
+    def wait(self, timeout: float) -> int:
+        self.waits.append(timeout)
+        if self.returncode is None:
+            raise subprocess.TimeoutExpired("tbot", timeout)
+        return self.returncode
+
+
+def _daemon(process: Process) -> Daemon:
+    return Daemon(cast("subprocess.Popen[bytes]", process), Path("/nonexistent"), "127.0.0.1:9")
+
+
+def test_an_unknown_signal_is_named_by_its_number() -> None:
+    assert daemon._exit_reason(_daemon(Process(-200))) == "was killed by signal 200"
+    assert daemon._exit_reason(_daemon(Process(-9))) == "was killed by SIGKILL"
+    assert daemon._exit_reason(_daemon(Process(0))) == "exited with code 0"
+
+
+def test_waiting_for_an_exit_is_bounded_by_what_is_left() -> None:
+    running, ended = Process(None), Process(1)
+    assert daemon._exited(_daemon(running), -0.5) is False
+    assert daemon._exited(_daemon(running), 0.2) is False
+    assert daemon._exited(_daemon(ended), 0.2) is True
+    assert running.waits == [0, 0.2]
+
+
+class Connection:
+    """Stands in for http.client.HTTPConnection: records how it was made and used."""
+
+    made: ClassVar[list[tuple[str, int, float]]] = []
+    reads: ClassVar[list[int | None]] = []
+
+    def __init__(self, host: str, port: int, timeout: float) -> None:
+        self.made.append((host, port, timeout))
+
+    def request(self, method: str, path: str) -> None:
+        assert (method, path) == ("GET", "/wait")
+
+    def getresponse(self) -> Connection:
+        return self
+
+    def read(self, amount: int | None = None) -> bytes:
+        self.reads.append(amount)
+        return b""
+
+    status = 200
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_diagnostics_request_is_bounded_in_time_and_size(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(http.client, "HTTPConnection", Connection)
+    Connection.made.clear()
+    Connection.reads.clear()
+    assert daemon._get("127.0.0.1:57263", "/wait", 0.001) == 200
+    assert daemon._get("127.0.0.1:57263", "/wait", 0.5) == 200
+    assert Connection.made == [("127.0.0.1", 57263, 0.05), ("127.0.0.1", 57263, 0.5)]
+    assert Connection.reads == [1024, 1024]
+
+
+def test_a_short_log_is_read_from_its_first_byte(tmp_path: Path) -> None:
+    log = tmp_path / "tbot.log"
+    log.write_text("abc\n")
+    assert daemon.log_tail(log) == ["abc"]

@@ -342,6 +342,8 @@ HOST_253 = ".".join([LABEL, LABEL, LABEL, "b" * 61])  # the longest host name
         "[::1]:8",
         "tele.example.com.:443",  # a fully qualified name, its root dot kept
         "TELE-X.EXAMPLE.COM:443",  # upper case, X included
+        "tele-X:443",
+        "[fe80::]:443",
         HOST_253,
     ],
 )
