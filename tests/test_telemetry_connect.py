@@ -8,6 +8,7 @@ import json
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import urllib3
 from fault_server import FaultServer, clear_proxy_environment, held_refused_port
 from teleport_auth import __version__
 from teleport_auth._proto.prehog.v1alpha import tbot_pb2
-from teleport_auth.telemetry import METHOD_PATH
+from teleport_auth.telemetry import METHOD_PATH, connect
 from teleport_auth.telemetry.connect import MAX_RESPONSE_BYTES, call_unary, user_agent
 from teleport_auth.telemetry.event import build_event, event_json
 from teleport_auth.telemetry.result import CallResult
@@ -424,7 +425,11 @@ def _failed(code: str, message: str, status: int | None, **flags: bool) -> CallR
             id="json-error",
         ),
         pytest.param(
-            {"status": 503, "content_type": "application/json", "body": b'{"message": 5}'},
+            {
+                "status": 503,
+                "content_type": "application/json",
+                "body": b'{"code": "unavailable", "message": 5}',
+            },
             _failed(
                 "unavailable", "HTTP 503 Service Unavailable", 503, retryable=True, refused=True
             ),
@@ -568,8 +573,10 @@ def _loop() -> Exception:
 
 def _after_a_seen_one() -> Exception:
     # The reset comes after an error met twice: meeting it again must not end the search.
-    seen = ValueError("seen")
-    return requests.exceptions.ConnectionError(ConnectionResetError(), seen, seen)
+    # (An OSError keeps two arguments only, requests' errors among them: the
+    # repeat goes into a plain exception's arguments.)
+    seen = KeyError("seen")
+    return requests.exceptions.ConnectionError(ConnectionResetError(), ValueError(seen, seen))
 
 
 def _refused_to_connect(strerror: str | None) -> Exception:
@@ -664,3 +671,61 @@ def test_each_failure_before_an_answer_in_full(
 
     monkeypatch.setattr(session, "send", send)
     assert _call(session, "https://telemetry.example.com") == expected
+
+
+def test_server_text_is_cut_to_one_printable_line_of_200_characters() -> None:
+    assert connect._one_line("a\x07b\u2028c\n d") == "a b c d"
+    assert connect._one_line("x" * 200) == "x" * 200
+    assert connect._one_line("x" * 201) == "x" * 197 + "..."
+
+
+def test_an_empty_content_encoding_is_identity(session: requests.Session) -> None:
+    with FaultServer("respond", headers={"Content-Encoding": ""}) as server:
+        assert _call(session, server.url).ok
+
+
+class EndlessBody:
+    """A 200 whose body never ends: 16 KiB every 50 ms, for at most 20 s."""
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self._sock.settimeout(20)
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        with contextlib.suppress(OSError), self._sock:
+            conn, _ = self._sock.accept()
+            with conn:
+                received = b""
+                while b"\r\n\r\n" not in received:
+                    received += conn.recv(65536)
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/proto\r\n"
+                    b"Transfer-Encoding: chunked\r\n\r\n"
+                )
+                chunk = b"%x\r\n" % 16384 + b"x" * 16384 + b"\r\n"
+                for _ in range(400):
+                    if self._done.wait(0.05):
+                        return
+                    conn.sendall(chunk)
+
+    def __enter__(self) -> EndlessBody:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join(20)
+
+
+def test_an_endless_body_is_read_no_further_than_the_limit(session: requests.Session) -> None:
+    # Read in bounded pieces: past the limit the answer is refused at once,
+    # not read to its end (20 s here; 5 s: slack for a loaded machine).
+    with EndlessBody() as server:
+        began = time.monotonic()
+        result = _call(session, server.url, timeout=2.0)
+        elapsed = time.monotonic() - began
+    assert result == _failed("internal", f"response larger than {MAX_RESPONSE_BYTES} bytes", 200)
+    assert elapsed < 5

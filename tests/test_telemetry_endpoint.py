@@ -156,5 +156,5 @@ def test_each_rejection_says_what_is_wrong(address: str, problem: str) -> None:
 
 def test_a_path_keeps_its_inner_slashes_and_xs() -> None:
     # Only trailing slashes go: the base URL's path is kept as given.
-    url = "https://telemetry.example.com/X/b//"
-    assert resolve_endpoint({ADDRESS_ENV: url}) == "https://telemetry.example.com/X/b"
+    url = "https://telemetry.example.com/X/bX//"
+    assert resolve_endpoint({ADDRESS_ENV: url}) == "https://telemetry.example.com/X/bX"
