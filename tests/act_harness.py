@@ -50,6 +50,19 @@ def act_binary() -> str:
     return found
 
 
+# A `uses:` of this repository's own inside an action.yml (the daemon members' end-of-job step).
+_NESTED_USES = re.compile(r"^\s*uses:\s*(teleport-actions/auth)/[^@\s]+@([^\s#]+)", re.MULTILINE)
+
+
+def nested_refs(root: Path) -> list[str]:
+    """Each ``teleport-actions/auth@REF`` the action.yml files under ``root`` use themselves."""
+    found: dict[str, None] = {}
+    for path in sorted(root.glob("*/action.yml")):
+        for match in _NESTED_USES.finditer(path.read_text(encoding="utf-8")):
+            found.setdefault(f"{match[1]}@{match[2]}", None)
+    return list(found)
+
+
 def prepare_workspace(dest: Path, workflow: Path = DEMO_WORKFLOW) -> Path:
     """A minimal repository holding the action and the workflow that uses it (``uses: ./``)."""
     if not (REPO / "_vendor" / "BUNDLE").exists():
@@ -147,6 +160,9 @@ def run_act(
         "--no-cache-server",
         "--input", f"anonymous-telemetry={telemetry}",
     ]  # fmt: skip
+    # The daemon members' nested end-of-job action (at a fixed ref): this workspace's.
+    for repo_ref in nested_refs(workspace):
+        cmd += ["--local-repository", f"{repo_ref}={workspace}"]
     for key, value in job_env.items():
         cmd += ["--env", f"{key}={value}"]
     for key, value in (variables or {}).items():

@@ -16,13 +16,17 @@ to ``mode``:
 - ``redirect``: 302 to another path on this server (a followed redirect shows
   up as a second request)
 - ``respond``: answers ``status``/``content_type``/``body`` given as options
+- ``slow_body``: a valid 200 whose headers leave ``head_delay`` seconds after
+  the request arrived and whose (two-byte) body leaves ``body_delay`` seconds
+  after it: a slow server, for the client's deadline
 
-Options: ``gate`` (a threading.Event every answer waits for, to hold a
-response until the test says so), ``status``, ``content_type``, ``body`` and
-``headers`` (for ``respond``), ``tls`` (a server-side ssl.SSLContext: the
-server speaks HTTPS and its ``url`` is https://; a client that rejects the
-certificate is counted in ``handshake_failures``), and ``safety_timeout``
-(seconds after which the server stops itself, so it never outlives a test).
+Options: ``head_delay`` and ``body_delay`` (for ``slow_body``), ``gate`` (a
+threading.Event every answer waits for, to hold a response until the test says
+so), ``status``, ``content_type``, ``body`` and ``headers`` (for ``respond``),
+``tls`` (a server-side ssl.SSLContext: the server speaks HTTPS and its ``url``
+is https://; a client that rejects the certificate is counted in
+``handshake_failures``), and ``safety_timeout`` (seconds after which the server
+stops itself, so it never outlives a test).
 Anything that is not HTTP (a TLS ClientHello, say) gets a plain-text 400 and
 is counted in ``non_http``, not recorded as a request.
 
@@ -43,6 +47,7 @@ import ssl
 import struct
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +68,7 @@ MODES = frozenset(
         "flaky",
         "redirect",
         "respond",
+        "slow_body",
     }
 )
 
@@ -118,6 +124,8 @@ class FaultServer:
         headers: dict[str, str] | None = None,
         tls: ssl.SSLContext | None = None,
         safety_timeout: float = 10.0,
+        head_delay: float = 0.0,
+        body_delay: float = 0.0,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}")
@@ -128,6 +136,9 @@ class FaultServer:
             status, "Custom", content_type=content_type, body=body, extra=extra
         )
         self._safety_timeout = safety_timeout
+        self._head_delay = head_delay
+        self._body_delay = body_delay
+        self.slow_body_sent = threading.Event()
         self._tls = tls
         self.handshake_failures = 0
         self._lock = threading.Lock()
@@ -273,6 +284,20 @@ class FaultServer:
                 mode = "unavailable" if self._answered == 1 else "ok"
         if mode == "hang":
             self._stopped.wait(self._safety_timeout)
+            return
+        if mode == "slow_body":
+            # An empty SubmitTbotEventResponse plus an unknown field (15 = 1): still valid.
+            body = b"\x78\x01"
+            head = _response(200, "OK", content_type="application/proto", body=body)
+            received = time.monotonic()
+            if self._stopped.wait(self._head_delay):
+                return
+            conn.sendall(head[: -len(body)])
+            if self._stopped.wait(max(0.0, received + self._body_delay - time.monotonic())):
+                return
+            conn.sendall(body)
+            self.slow_body_sent.set()
+            conn.shutdown(socket.SHUT_WR)
             return
         if mode == "reset":
             # Linger on with a zero timeout: close() sends RST instead of FIN.

@@ -2,17 +2,40 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+import go_yaml
 from act_harness import CollectorProcess, start_collector
 from echo_server import EchoServer
 from standin.harness import Collector, Standin, clean_env
 from standin.harness import collector as in_process_collector
 from standin.install import install_standin
+
+# Read now: the job fixture replaces os.environ during a test.
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+@pytest.fixture(scope="session")
+def goyaml_binary(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
+    """Go's yaml.v3 reader (tests/goyaml), built once per run; None where Go is not installed."""
+    if not go_yaml.available():
+        return None
+    return go_yaml.build(tmp_path_factory.mktemp("goyaml"))
+
+
+@pytest.fixture
+def goyaml(goyaml_binary: Path | None) -> Path:
+    """For the tests that need yaml.v3: in CI its absence fails them, elsewhere skips them."""
+    if goyaml_binary is None:
+        if IN_CI:
+            pytest.fail(f"{go_yaml.MISSING}, and CI=true: it must be there")
+        pytest.skip(go_yaml.MISSING)
+    return goyaml_binary
 
 
 @pytest.fixture(scope="session")

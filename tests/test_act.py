@@ -10,7 +10,7 @@ import pytest
 
 from act_harness import ActRun, CollectorProcess, prepare_workspace, run_act
 from fault_server import FaultServer
-from teleport_auth import __version__
+from teleport_auth import HELPER_VERSION
 
 pytestmark = pytest.mark.act
 
@@ -32,8 +32,8 @@ def assert_authenticated(run: ActRun) -> None:
     assert outputs["ssh-config"] == f"{destination}/ssh_config"
     env = run.reported("env")
     assert env["TELEPORT_IDENTITY_FILE"] == outputs["identity-file"]
-    # The proxy is masked in the log, like every value the user gave.
-    assert env["TELEPORT_PROXY"] == "***"
+    # Nothing is masked, as in the original: the proxy is an address.
+    assert env["TELEPORT_PROXY"] == "tele.example.com:443"
     modes = run.reported("mode")
     assert modes.pop("destination-dir") == "700"
     assert "identity" in modes
@@ -63,7 +63,7 @@ def test_opted_in_run_delivers_exactly_one_event(
         "tbot.version": "16.4.2",
         "tbot.join_type": "github",
         "tbot.helper": "gha:teleport-actions/auth",
-        "tbot.helper_version": __version__,
+        "tbot.helper_version": HELPER_VERSION,
         "tbot.destinations_other": 1,
         "tbot.destinations_database": 0,
         "tbot.destinations_kubernetes": 0,
@@ -118,6 +118,6 @@ def test_failing_tbot_fails_the_job_with_its_error(workspace: Path, bin_dir: Pat
         env={"STANDIN_TBOT_FAIL": "token 'demo-bot' not found", "STANDIN_TBOT_EXIT_CODE": "2"},
     )
     assert not run.succeeded
-    # The token is masked even inside tbot's own error message.
-    assert "::error::tbot failed with exit code 2: token '***' not found" in run.log
+    # Our error repeats tbot's, but never the join token it names.
+    assert "::error::tbot failed with exit code 2: token '<join token>' not found" in run.log
     assert "output identity-file" not in run.log

@@ -14,9 +14,9 @@ from act_harness import (
     prepare_workspace,
     run_act,
 )
-from conftest import SESSION_MARKER, standin_daemons
+from conftest import SESSION_MARKER, gone_within
 from echo_server import EchoServer, free_port
-from teleport_auth import __version__
+from teleport_auth import HELPER_VERSION
 
 pytestmark = pytest.mark.act
 
@@ -54,7 +54,7 @@ def expected_event(helper: str, run_mode: str, **counts: int) -> dict[str, Any]:
         "tbot.version": "18.6.4" if run_mode == "daemon" else "16.4.2",
         "tbot.join_type": "github",
         "tbot.helper": helper,
-        "tbot.helper_version": __version__,
+        "tbot.helper_version": HELPER_VERSION,
         "tbot.destinations_other": counts.get("other", 0),
         "tbot.destinations_database": counts.get("database", 0),
         "tbot.destinations_kubernetes": counts.get("kubernetes", 0),
@@ -102,6 +102,22 @@ def test_application(workspace: Path, bin_dir: Path, collector_process: Collecto
     )
 
 
+END_OF_JOB_STEP = "Stop tbot and show its log when the job ends"
+
+
+def end_of_job(run: ActRun) -> list[str]:
+    """What the member's end-of-job step printed, from act's "Run Post" of it on."""
+    lines = run.log.splitlines()
+    [start] = [i for i, line in enumerate(lines) if f"Run Post {END_OF_JOB_STEP}" in line]
+    shown = []
+    for line in lines[start + 1 :]:
+        if f"Post {END_OF_JOB_STEP} [" in line:  # act's "Success - Post ..." line
+            break
+        _, sep, rest = line.partition("]   | ")
+        shown.append(rest if sep else line.partition("]   ")[2].strip())
+    return shown
+
+
 def test_database_tunnel_serves_a_later_step(
     workspace: Path, bin_dir: Path, collector_process: CollectorProcess
 ) -> None:
@@ -121,11 +137,22 @@ def test_database_tunnel_serves_a_later_step(
     assert outputs["database-tunnel-uri"] == f"tcp://127.0.0.1:{outputs['database-tunnel-port']}"
     assert run.reported("mode")["log-path"] == "600"
     [event] = collector_process.events()
-    assert event["properties"] == expected_event(
-        "gha:teleport-actions/database-tunnel", "daemon", other=1
-    )
-    # The workflow stopped the tunnel: nothing of this run is left.
-    assert not [pid for pid in standin_daemons() if outputs["tbot-pid"] == str(pid)]
+    # tbot counts outputs only: a tunnel's service leaves every counter at 0.
+    assert event["properties"] == expected_event("gha:teleport-actions/database-tunnel", "daemon")
+    # The workflow left tbot running: at the end of the job the member's end-of-job
+    # step (the nested action's post) stopped it, then showed its whole log.
+    pid = outputs["tbot-pid"]
+    post = end_of_job(run)
+    assert post[0].startswith(f"teleport-actions/auth/database-tunnel: Stopped tbot (pid {pid})")
+    assert f"::group::tbot log (database-tunnel, pid {pid})" in post[1]
+    assert "::stop-commands::" in post[2]
+    log = "\n".join(post)
+    # From its first line to its shutdown, which happened after the later step.
+    assert "Initializing tbot version:18.6.4" in post[3]
+    assert "All services are ready." in log
+    assert "Received signal, shutting down. signal:SIGTERM" in log
+    assert post[-1].endswith("::endgroup::")
+    assert gone_within(int(pid))
 
 
 @pytest.mark.parametrize("job", ["application-tunnel", "application-proxy"])
@@ -143,4 +170,11 @@ def test_other_daemon_members_send_their_event(
     assert run.succeeded, run.log
     assert run.reported("output")[f"{job}-uri"].startswith("tcp://127.0.0.1:")
     [event] = collector_process.events()
-    assert event["properties"] == expected_event(f"gha:teleport-actions/{job}", "daemon", other=1)
+    assert event["properties"] == expected_event(f"gha:teleport-actions/{job}", "daemon")
+    # Their workflow kills tbot in a later step (the proxy's, by its pid): the
+    # end-of-job step still shows the log, and no tbot is left either way.
+    post = end_of_job(run)
+    assert post[0].startswith(f"teleport-actions/auth/{job}: ")
+    assert any("All services are ready." in line for line in post)
+    [pid] = [line.rpartition("pid ")[2].rstrip(")") for line in post if "::group::" in line]
+    assert gone_within(int(pid))

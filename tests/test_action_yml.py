@@ -13,11 +13,11 @@ import yaml
 
 from conftest import REPO
 from teleport_auth.family import MEMBERS
-from teleport_auth.family.spec import Member
+from teleport_auth.family.spec import END_OF_JOB_FOLDER, END_OF_JOB_REF, Member
 from teleport_auth.inputs import env_name
 
 SHARED = {"proxy", "token", "certificate-ttl", "anonymous-telemetry", "ca-pins", "disable-env-vars"}
-# The originals' interfaces (FACTS §1 and §5): own inputs, outputs.
+# The originals' interfaces (docs/compatibility.md, the original actions): own inputs, outputs.
 ORIGINALS: dict[str, tuple[str, set[str], set[str]]] = {
     "auth": ("action.yml", {"allow-reissue"}, {"identity-file", "ssh-config", "destination-dir"}),
     "k8s": (
@@ -30,7 +30,7 @@ ORIGINALS: dict[str, tuple[str, set[str], set[str]]] = {
         {"app"},
         {"destination-dir", "identity-file", "certificate-file", "key-file"},
     ),
-    # The daemon members add the tbot process id (they have no post step to stop it).
+    # The daemon members add the tbot process id (to stop it before the job ends).
     "database-tunnel": (
         "database-tunnel/action.yml",
         {"listen", "timeout-ms", "diag-port", "service", "database", "username"},
@@ -59,17 +59,17 @@ REQUIRED = {
 }
 
 
-def load(member: Member[Any]) -> dict[str, Any]:
+def load(member: Member) -> dict[str, Any]:
     data: dict[str, Any] = yaml.safe_load((REPO / member.folder / "action.yml").read_text())
     return data
 
 
-def ids(member: Member[Any]) -> str:
+def ids(member: Member) -> str:
     return member.key
 
 
 @pytest.mark.parametrize("member", [m for m in MEMBERS if m.key in ORIGINALS], ids=ids)
-def test_same_interface_as_the_original(member: Member[Any]) -> None:
+def test_same_interface_as_the_original(member: Member) -> None:
     action = load(member)
     path, own, outputs = ORIGINALS[member.key]
     assert Path(REPO / path) == REPO / member.folder / "action.yml"
@@ -89,7 +89,7 @@ def test_same_interface_as_the_original(member: Member[Any]) -> None:
 
 
 @pytest.mark.parametrize("member", MEMBERS, ids=ids)
-def test_every_input_reaches_the_step_through_env_only(member: Member[Any]) -> None:
+def test_every_input_reaches_the_step_through_env_only(member: Member) -> None:
     action = load(member)
     steps = action["runs"]["steps"]
     [step] = [s for s in steps if s.get("id") == "auth"]
@@ -99,6 +99,8 @@ def test_every_input_reaches_the_step_through_env_only(member: Member[Any]) -> N
         "${{ inputs.anonymous-telemetry || env.TELEPORT_ANONYMOUS_TELEMETRY }}"
     )
     for each in steps:
+        if "uses" in each:
+            continue  # the daemon members' end-of-job step (test below)
         # Never an expression inside a script: template injection.
         assert "${{" not in each["run"]
         assert each["shell"] == "bash"
@@ -113,8 +115,50 @@ def test_every_input_reaches_the_step_through_env_only(member: Member[Any]) -> N
 
 
 @pytest.mark.parametrize("member", MEMBERS, ids=ids)
+def test_daemon_members_end_the_job_with_a_nested_post(member: Member) -> None:
+    steps = load(member)["runs"]["steps"]
+    nested = [s for s in steps if "uses" in s]
+    if member.oneshot:
+        assert nested == []
+        return
+    # Last, after the step that starts tbot (it runs only if that one succeeded); a
+    # fixed ref (a nested `uses:` takes no expression); what it needs comes from
+    # that step's outputs, as the step sees its own paths (in a container job too).
+    assert steps[-1] == {
+        "name": "Stop tbot and show its log when the job ends",
+        "if": "runner.os == 'Linux'",
+        "uses": f"teleport-actions/auth/end-of-job@{END_OF_JOB_REF}",
+        "with": {
+            "python": "${{ steps.auth.outputs.end-of-job-python }}",
+            "script": "${{ steps.auth.outputs.end-of-job-script }}",
+            "state": "${{ steps.auth.outputs.end-of-job-state }}",
+        },
+    }
+    assert steps[-2]["id"] == "auth"
+    # Not outputs of the action: they are the end-of-job step's business only.
+    assert not {"end-of-job-python", "end-of-job-script", "end-of-job-state"} & set(
+        load(member)["outputs"]
+    )
+
+
+def test_the_end_of_job_action_is_plain_node_with_a_post() -> None:
+    action = yaml.safe_load((REPO / END_OF_JOB_FOLDER / "action.yml").read_text())
+    assert action["runs"] == {"using": "node24", "main": "main.js", "post": "post.js"}
+    assert set(action["inputs"]) == {"python", "script", "state"}
+    # No packages: nothing but Node's own modules is required.
+    for name in ("main.js", "post.js"):
+        source = (REPO / END_OF_JOB_FOLDER / name).read_text()
+        assert set(re.findall(r"require\('([^']+)'\)", source)) <= {"child_process", "crypto", "fs"}
+    assert sorted(p.name for p in (REPO / END_OF_JOB_FOLDER).iterdir()) == [
+        "action.yml",
+        "main.js",
+        "post.js",
+    ]
+
+
+@pytest.mark.parametrize("member", MEMBERS, ids=ids)
 @pytest.mark.parametrize("runner_os", ["macOS", "Windows"])
-def test_non_linux_runners_fail_fast(member: Member[Any], runner_os: str) -> None:
+def test_non_linux_runners_fail_fast(member: Member, runner_os: str) -> None:
     steps = load(member)["runs"]["steps"]
     gate = steps[0]
     assert gate["if"] == "runner.os != 'Linux'"

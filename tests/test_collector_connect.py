@@ -56,7 +56,17 @@ def test_binary_event_is_accepted_and_stored(running: Running) -> None:
     assert running.stderr.getvalue() == ""
 
 
-@pytest.mark.parametrize("content_type", [JSON, "application/json; charset=utf-8"])
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        JSON,
+        "application/json; charset=utf-8",
+        # Compared as connect-go canonicalizes the header (mime.ParseMediaType).
+        "Application/JSON;Charset=UTF-8",
+        'application/json; charset="utf-8"',
+        "application/json;",
+    ],
+)
 def test_json_event_is_accepted_and_stored(running: Running, content_type: str) -> None:
     req = make_request(run_mode=TbotStartEvent.RUN_MODE_DAEMON, helper="", helper_version="")
     reply = post(running.port, as_json(req), content_type)
@@ -105,6 +115,12 @@ def test_proto_codec_ignores_unknown_fields(running: Running) -> None:
         200
     )
     assert [r["distinct_id"] for r in jsonl(running.output)] == ["u-1"]
+
+
+@pytest.mark.parametrize("timeout", ["5000", "9999999999", "+5", ""])
+def test_a_valid_connect_timeout_is_accepted(running: Running, timeout: str) -> None:
+    body = make_request().SerializeToString()
+    assert post(running.port, body, headers={"Connect-Timeout-Ms": timeout}).status == 200
 
 
 def test_protocol_version_header_is_optional(running: Running) -> None:
@@ -196,6 +212,9 @@ def _timestamp_out_of_range() -> bytes:
     return req.SerializeToString()
 
 
+# A valid event: refused only for what else the request holds.
+_GOOD = make_request().SerializeToString()
+
 ERRORS: list[tuple[str, dict[str, Any], int, str]] = [
     ("malformed proto", {"body": b"\xff\xff\xff"}, 400, "invalid_argument"),
     ("malformed json", {"body": b"{not json", "content_type": JSON}, 400, "invalid_argument"),
@@ -266,6 +285,50 @@ ERRORS: list[tuple[str, dict[str, Any], int, str]] = [
     ("text/plain", {"body": b"x", "content_type": "text/plain"}, 415, "unimplemented"),
     ("grpc", {"body": b"x", "content_type": "application/grpc"}, 415, "unimplemented"),
     ("no content type", {"body": b"x", "content_type": None}, 415, "unimplemented"),
+    # connect-go takes no parameter but json's charset=utf-8.
+    (
+        "proto with charset",
+        {"body": _GOOD, "content_type": "application/proto; charset=utf-8"},
+        415,
+        "unimplemented",
+    ),
+    (
+        "json with another parameter",
+        {"body": b"{}", "content_type": "application/json; foo=bar"},
+        415,
+        "unimplemented",
+    ),
+    (
+        "json with another charset",
+        {"body": b"{}", "content_type": "application/json; charset=latin-1"},
+        415,
+        "unimplemented",
+    ),
+    (
+        "json with charset twice",
+        {"body": b"{}", "content_type": "application/json; charset=utf-8; charset=utf-8"},
+        415,
+        "unimplemented",
+    ),
+    # connect-go: at most 10 characters, strconv.ParseInt.
+    (
+        "timeout not a number",
+        {"body": _GOOD, "headers": {"Connect-Timeout-Ms": "abc"}},
+        400,
+        "invalid_argument",
+    ),
+    (
+        "timeout of 11 digits",
+        {"body": _GOOD, "headers": {"Connect-Timeout-Ms": "10000000000"}},
+        400,
+        "invalid_argument",
+    ),
+    (
+        "timeout with a unit",
+        {"body": _GOOD, "headers": {"Connect-Timeout-Ms": "5000ms"}},
+        400,
+        "invalid_argument",
+    ),
     (
         "unknown content encoding",
         {"body": b"x", "headers": {"Content-Encoding": "br"}},
@@ -405,25 +468,26 @@ def test_handler_exception_is_internal_and_one_line(
     assert "Traceback" not in err
 
 
-def test_path_and_header_values_are_escaped_in_the_log(
+def test_path_values_are_escaped_in_the_log(
     running: Running, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A client's request line and headers reach the log line of an internal
-    # error: no terminal control (OSC title, clear screen, bell, CSI as the
-    # one-byte C1 \x9b, backspace) gets through raw.
+    # A client's request line reaches the log line of an internal error: no
+    # terminal control (OSC title, clear screen, bell, CSI as the one-byte C1
+    # \x9b, backspace) gets through raw. (The Content-Type it shows is one of
+    # the accepted ones: anything more was refused with 415 before.)
     monkeypatch.setattr(events, "to_posthog", _boom)
     body = make_request().SerializeToString()
     request = (
-        b"POST " + METHOD_PATH.encode() + b"?t=\x1b]0;owned\x07\x9b2J HTTP/1.1\r\n"
-        b"Content-Type: application/proto; x=\x1b[31mred\x08over\r\n"
+        b"POST " + METHOD_PATH.encode() + b"?t=\x1b]0;owned\x07\x9b2J\x08 HTTP/1.1\r\n"
+        b"Content-Type: Application/Proto\r\n"
         b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
     )
     assert raw(running.port, request).status == 500
     err = running.stderr.getvalue()
     assert err.count("\n") == 1
     assert not any(ch in err for ch in "\x1b\x07\x9b\x08")
-    assert "?t=\\x1b]0;owned\\x07\\x9b2J" in err
-    assert "application/proto; x=\\x1b[31mred\\x08over" in err
+    assert "?t=\\x1b]0;owned\\x07\\x9b2J\\x08" in err
+    assert "(Content-Type: Application/Proto)" in err
 
 
 def test_event_fields_are_escaped_on_stdout(running: Running) -> None:

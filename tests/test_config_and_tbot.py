@@ -20,6 +20,7 @@ from teleport_auth.config import (
 from teleport_auth.family import auth
 from teleport_auth.inputs import Inputs
 from teleport_auth.tbot import parse_version, tbot_env
+from teleport_auth.tbot_schema import BotConfig
 
 pytestmark = pytest.mark.step
 
@@ -37,8 +38,8 @@ def inputs(**overrides: Any) -> Inputs:
     return Inputs(**(base | overrides))
 
 
-def auth_config(**overrides: Any) -> dict[str, Any]:
-    return build_config(inputs(**overrides), auth.entry(auth.Own(allow_reissue=False), DEST))
+def auth_config(**overrides: Any) -> BotConfig:
+    return build_config(inputs(**overrides), auth.Auth(allow_reissue=False), DEST, oneshot=True)
 
 
 def test_redacted_copy_hides_token_only() -> None:
@@ -120,8 +121,9 @@ def test_tbot_env_hygiene() -> None:
         "emoji \U0001f600 beyond U+FFFF",
     ],
 )
-def test_the_file_is_json_that_yaml_reads_back_unchanged(value: str) -> None:
-    # tbot reads the config as YAML; JSON is YAML, and its escaping keeps values values.
+def test_the_file_is_yaml_that_reads_back_unchanged(value: str) -> None:
+    # tbot reads the config as YAML; JSON's syntax is YAML, and escaping keeps values values
+    # (test_config_yaml_v3 reads every member's config with tbot's own parser too).
     config = auth_config() | {"certificate_ttl": value}
     text = to_file_text(config)
     # No \\uD83D-style surrogate escapes: tbot's YAML parser refuses them.
@@ -129,7 +131,7 @@ def test_the_file_is_json_that_yaml_reads_back_unchanged(value: str) -> None:
     assert yaml.safe_load(text) == config
 
 
-SMALL = {"version": "v2", "onboarding": {"token": "t", "ca_pins": []}, "outputs": [{"b": 1}]}
+SMALL: Any = {"version": "v2", "onboarding": {"token": "t", "ca_pins": []}, "outputs": [{"b": 1}]}
 
 
 def test_the_file_text_is_indented_json_in_the_configs_order() -> None:

@@ -53,6 +53,85 @@ def test_readme_lists_every_member(key: str) -> None:
     assert f"`{member.original}`" in README
 
 
+# Documents a reader of this repository cannot open (the team's notes outside it).
+_OUTSIDE = re.compile("FAC" + r"TS(\.md)?\b")  # spelt in two so this line is no match
+_TEXT_SUFFIXES = {".py", ".md", ".yml", ".yaml", ".toml", ".sh", ".js", ".in", ""}
+
+
+def test_no_comment_points_outside_the_repository() -> None:
+    import subprocess
+
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split()
+    found = []
+    for name in tracked:
+        path = REPO / name
+        if path.suffix not in _TEXT_SUFFIXES or not path.is_file():
+            continue
+        text = path.read_text(errors="replace")
+        found += [
+            f"{name}:{n}" for n, line in enumerate(text.splitlines(), 1) if _OUTSIDE.search(line)
+        ]
+    assert found == [], "point at docs/compatibility.md instead"
+
+
+DOCUMENTS = [
+    "README.md",
+    "SECURITY.md",
+    "CHANGELOG.md",
+    "ARCHITECTURE.md",
+    *sorted(f"docs/{p.name}" for p in (REPO / "docs").glob("*.md")),
+]
+_LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to dashes."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def _anchors(path: str) -> set[str]:
+    text = (REPO / path).read_text()
+    text = re.sub(r"(?ms)^```.*?^```", "", text)  # headings inside code blocks are not
+    return {_slug(m) for m in re.findall(r"(?m)^#{1,6}\s+(.*)$", text)}
+
+
+@pytest.mark.parametrize("document", DOCUMENTS)
+def test_every_relative_link_resolves(document: str) -> None:
+    text = re.sub(r"(?ms)^```.*?^```", "", (REPO / document).read_text())
+    broken = []
+    for target in _LINK.findall(text):
+        if re.match(r"^[a-z]+:", target):
+            continue  # https:, mailto:
+        path, _, anchor = target.partition("#")
+        resolved = (REPO / document).parent / path if path else REPO / document
+        relative = resolved.resolve().relative_to(REPO.resolve()).as_posix()
+        missing_anchor = anchor and resolved.suffix == ".md" and anchor not in _anchors(relative)
+        if not resolved.exists() or missing_anchor:
+            broken.append(target)
+    assert broken == [], f"{document} links to what does not exist"
+
+
+def test_readme_stays_short() -> None:
+    # README is for a user's first read; reference material lives in docs/.
+    assert len(README.splitlines()) <= 430
+
+
+ARCHITECTURE = (REPO / "ARCHITECTURE.md").read_text()
+GUARDS = sorted(set(re.findall(r"`tests/(test_\w+\.py|conftest\.py)::(\w+)`", ARCHITECTURE)))
+
+
+def test_architecture_names_a_guard_per_invariant() -> None:
+    assert len(GUARDS) >= 10
+
+
+@pytest.mark.parametrize(("path", "name"), GUARDS)
+def test_every_test_architecture_md_names_exists(path: str, name: str) -> None:
+    assert name in _functions(path), f"ARCHITECTURE.md names {path}::{name}, which does not exist"
+
+
 # Collects the node ids given, as pytest itself would, and says for each test
 # collected whether a skip or skipif mark would skip it.
 COLLECT = """

@@ -4,6 +4,7 @@ its inputs, and the whole step with the stand-in (outputs, variables, files, sum
 from __future__ import annotations
 
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,8 @@ PIN = "sha256:" + "0f" * 32
 
 
 def base(outputs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The originals' shared base config (FACTS §1, §5) for proxy tele.example.com:443, token t."""
+    """The originals' shared base config for proxy tele.example.com:443, token t
+    (docs/compatibility.md, the original actions)."""
     return {
         "version": "v2",
         "proxy_server": "tele.example.com:443",
@@ -51,7 +53,7 @@ class Case:
 
     key: str
     own_inputs: dict[str, str]
-    # The original's config for these inputs (its TypeScript source, FACTS §5).
+    # The original's config for these inputs (its TypeScript source; docs/compatibility.md).
     original_config: dict[str, Any]
     # Output name -> file name inside destination-dir ("" for the directory itself).
     outputs: dict[str, str]
@@ -165,7 +167,7 @@ def test_config_means_what_the_originals_does(case: Case) -> None:
     found = member(case.key)
     assert found is not None
     own = found.read(own_env(case))
-    config = build_config(shared(), found.entry(own, DEST), oneshot=found.oneshot)
+    config = build_config(shared(), own, DEST, oneshot=found.oneshot)
     # Compared as tbot reads it: the YAML we write, parsed.
     assert yaml.safe_load(to_file_text(config)) == case.original_config
 
@@ -175,7 +177,9 @@ def test_optional_shared_inputs_add_what_the_original_adds(case: Case) -> None:
     found = member(case.key)
     assert found is not None
     own = found.read(own_env(case))
-    config = build_config(shared(certificate_ttl="1h30m", ca_pins=(PIN,)), found.entry(own, DEST))
+    config = build_config(
+        shared(certificate_ttl="1h30m", ca_pins=(PIN,)), own, DEST, oneshot=found.oneshot
+    )
     expected = yaml.safe_load(yaml.safe_dump(case.original_config))
     expected["certificate_ttl"] = "1h30m"
     expected["onboarding"]["ca_pins"] = [PIN]
@@ -185,8 +189,8 @@ def test_optional_shared_inputs_add_what_the_original_adds(case: Case) -> None:
 def test_allow_reissue_only_when_asked() -> None:
     from teleport_auth.family import auth
 
-    assert auth.entry(auth.Own(allow_reissue=True), DEST).value["allow_reissue"] is True
-    assert "allow_reissue" not in auth.entry(auth.Own(allow_reissue=False), DEST).value
+    assert auth.Auth(allow_reissue=True).outputs(DEST)[0].get("allow_reissue") is True
+    assert "allow_reissue" not in auth.Auth(allow_reissue=False).outputs(DEST)[0]
 
 
 RESOURCE_INPUTS = [("k8s", "kubernetes-cluster"), ("application", "app")]
@@ -219,7 +223,9 @@ def test_resource_name_inputs_accepted(key: str, name: str, value: str) -> None:
     found = member(key)
     assert found is not None
     own = found.read({env_name(name): value})
-    assert value.strip() in found.entry(own, DEST).value.values()
+    entries: list[Mapping[str, object]] = [*own.outputs(DEST), *own.services()]
+    [entry] = entries
+    assert value.strip() in entry.values()
 
 
 # --- the whole step, in-process, with the stand-in ---------------------------------

@@ -44,6 +44,30 @@ ACCEPTED = [
         "teleport_proxy.internal:443",
     ),
     ("proxy-compose-name", {"proxy": "my_proxy:3080"}, "proxy", "my_proxy:3080"),
+    # URL forms tbot's ParseAddr takes: the host part, port as given, none added.
+    ("proxy-https-url", {"proxy": "https://tele.example.com:443"}, "proxy", "tele.example.com:443"),
+    (
+        "proxy-https-slash",
+        {"proxy": "https://tele.example.com:443/"},
+        "proxy",
+        "tele.example.com:443",
+    ),
+    ("proxy-https-no-port", {"proxy": "https://tele.example.com"}, "proxy", "tele.example.com"),
+    (
+        "proxy-http-url",
+        {"proxy": "http://tele.example.com:3080/"},
+        "proxy",
+        "tele.example.com:3080",
+    ),
+    ("proxy-tcp-url", {"proxy": "tcp://tele.example.com:443"}, "proxy", "tele.example.com:443"),
+    (
+        "proxy-scheme-case",
+        {"proxy": "HTTPS://tele.example.com:443"},
+        "proxy",
+        "tele.example.com:443",
+    ),
+    ("proxy-url-ipv6", {"proxy": "https://[2001:db8::1]:443/"}, "proxy", "[2001:db8::1]:443"),
+    ("proxy-url-trimmed", {"proxy": " https://tele.example.com/\n"}, "proxy", "tele.example.com"),
     ("token-trimmed", {"token": " my-token \n"}, "token", "my-token"),
     ("ttl-empty", {"certificate_ttl": ""}, "certificate_ttl", ""),
     ("ttl-minutes", {"certificate_ttl": "90m"}, "certificate_ttl", "90m"),
@@ -88,8 +112,17 @@ def test_accepted(overrides: dict[str, str], field: str, expected: object) -> No
 REJECTED = [
     ("proxy-missing", {"proxy": ""}, "'proxy' is required"),
     ("proxy-blank", {"proxy": "   "}, "'proxy' is required"),
-    ("proxy-scheme", {"proxy": "https://tele.example.com"}, "without a scheme"),
-    ("proxy-path", {"proxy": "tele.example.com/webapi"}, "without a scheme, user, path"),
+    ("proxy-other-scheme", {"proxy": "ftp://tele.example.com"}, "only an https://, http:// or"),
+    ("proxy-wss-scheme", {"proxy": "wss://tele.example.com:443"}, "only an https://, http:// or"),
+    ("proxy-url-path", {"proxy": "https://tele.example.com/webapi"}, "without a user, path"),
+    ("proxy-url-two-slashes", {"proxy": "https://tele.example.com//"}, "without a user, path"),
+    ("proxy-url-query", {"proxy": "https://tele.example.com/?x=1"}, "without a user, path"),
+    ("proxy-url-fragment", {"proxy": "https://tele.example.com#x"}, "without a user, path"),
+    ("proxy-url-user", {"proxy": "https://me@tele.example.com"}, "without a user, path"),
+    ("proxy-url-empty-host", {"proxy": "https:///"}, "invalid host"),
+    ("proxy-url-bad-port", {"proxy": "https://tele.example.com:0/"}, "invalid port"),
+    ("proxy-no-scheme-name", {"proxy": "://tele.example.com"}, "without a user, path"),
+    ("proxy-path", {"proxy": "tele.example.com/webapi"}, "without a user, path"),
     ("proxy-query", {"proxy": "tele.example.com?x=1"}, "'proxy'"),
     ("proxy-user", {"proxy": "me@tele.example.com"}, "'proxy'"),
     ("proxy-space", {"proxy": "tele example.com"}, "whitespace or control"),
@@ -140,8 +173,24 @@ def test_rejected(overrides: dict[str, str], message: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("proxy", "notice"),
+    [
+        ("tele.example.com:443", ()),
+        (
+            "https://tele.example.com:443/",
+            ("Input 'proxy' is a URL: tbot is given the address tele.example.com:443.",),
+        ),
+    ],
+)
+def test_a_proxy_url_is_normalised_with_one_notice(proxy: str, notice: tuple[str, ...]) -> None:
+    inputs = read_inputs(env_of(proxy=proxy))
+    assert inputs.proxy == "tele.example.com:443"
+    assert inputs.notices == notice
+
+
+@pytest.mark.parametrize(
     "secret_input",
-    [{"proxy": "https://SECRET-PROXY.example"}, {"token": "SECRET TOKEN"}],
+    [{"proxy": "https://SECRET-PROXY.example/path"}, {"token": "SECRET TOKEN"}],
     ids=["proxy", "token"],
 )
 def test_errors_never_repeat_proxy_or_token(secret_input: dict[str, str]) -> None:
@@ -365,11 +414,10 @@ def test_proxy_edges_accepted(proxy: str) -> None:
 def test_proxy_edges_rejected(proxy: str, problem: str) -> None:
     with pytest.raises(InputError) as caught:
         read_inputs(env_of(proxy=proxy))
-    # What is expected is said in full, whatever the problem.
+    # What is expected is said, whatever the problem.
     assert caught.value.message.startswith(f"Input 'proxy' {problem}")
-    assert caught.value.message.endswith(
-        "Teleport Proxy address as host[:port], e.g. tele.example.com:443."
-    )
+    assert "the Teleport Proxy address as host[:port]" in caught.value.message
+    assert caught.value.message.endswith(", e.g. tele.example.com:443.")
 
 
 @pytest.mark.parametrize(

@@ -82,6 +82,19 @@ def test_old_python_gets_a_clear_error(job: Job) -> None:
     assert job.records == []
 
 
+def test_old_python_in_a_job_container_names_the_image(job: Job) -> None:
+    # In a `container:` job the runner mounts the work directory as /__w: the
+    # image's python3 is too old, so the error is about the image.
+    job.env["GITHUB_WORKSPACE"] = "/__w/repo/repo"
+    done = run_entry_point(job, "sys.version_info = (3, 9, 18, 'final', 0)", BUNDLE, REPO / "src")
+    assert done.returncode == 1
+    [line] = done.stdout.splitlines()
+    assert line.startswith("::error::teleport-actions/auth needs Python 3.10 or newer; ")
+    assert "in this job's container is 3.9.18" in line
+    assert "The container image needs python3 3.10+ and bash" in line
+    assert job.records == []
+
+
 @pytest.mark.parametrize("shipped", [True, False], ids=["released", "branch"])
 def test_real_python_39_is_told_how_to_use_a_newer_one(
     job: Job, tmp_path: Path, shipped: bool
@@ -98,8 +111,6 @@ def test_real_python_39_is_told_how_to_use_a_newer_one(
     done = launch(action, env, "auth")
     assert done.returncode == 1
     assert log_lines(done.stdout) == [
-        "::add-mask::gha-bot-token",
-        "::add-mask::tele.example.com:443",
         f"::error::teleport-actions/auth needs Python 3.10 or newer; {python} is "
         f"{python_39.version}. Install a newer one beside it (e.g. python3.11 "
         "from the distribution's packages) and name it with TELEPORT_AUTH_PYTHON (e.g. "
@@ -124,10 +135,7 @@ def test_partial_bundle_is_a_clear_error(job: Job) -> None:
 def test_launch_runs_the_step(job: Job) -> None:
     done = launch(REPO, python_first_on_path(job.env))
     assert done.returncode == 0, done.stdout + done.stderr
-    assert log_lines(done.stdout)[:2] == [
-        "::add-mask::gha-bot-token",
-        "::add-mask::tele.example.com:443",
-    ]
+    assert "::add-mask::" not in done.stdout
     assert "TELEPORT_IDENTITY_FILE" in job.exported
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from conftest import REPO, TBOT_IDENTITY_FILES, TBOT_SSH_FILES, Job
 from step_helpers import errors, run_step, warnings
+from teleport_auth.main import main
 
 pytestmark = pytest.mark.step
 
@@ -48,19 +49,20 @@ def test_success_outputs_env_summary_and_modes(
     assert not errors(log)
 
 
-def test_masks_come_first_and_token_never_printed(
+def test_nothing_masked_and_token_never_printed(
     job: Job, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # As in the original: the token input is the join token's name and the proxy
+    # an address; masking them would turn every later `tsh --proxy` line and any
+    # output holding them into ***. No message of ours prints the token.
     job.env["RUNNER_DEBUG"] = "1"
     code, log = run_step(capsys)
     assert code == 0, log
-    lines = log.splitlines()
-    assert lines[0] == "::add-mask::gha-bot-token"
-    assert lines[1] == "::add-mask::tele.example.com:443"
-    rest = "\n".join(lines[2:])
-    assert "gha-bot-token" not in rest
+    assert "::add-mask::" not in log
+    assert "gha-bot-token" not in log
+    assert "tele.example.com:443" in log
     # The debug log shows the config with the token redacted.
-    assert "::debug::    token: <redacted>" in rest or "token: <redacted>" in rest
+    assert "token: <redacted>" in log
     assert job.records[-1]["argv"][-1] == "--debug"
 
 
@@ -81,11 +83,26 @@ def test_tbot_invocation_and_environment(job: Job, capsys: pytest.CaptureFixture
     assert seen["TELEPORT_AUTH_SERVER"] is None
     assert seen["TELEPORT_ANONYMOUS_TELEMETRY"] == "0"
     assert seen["_TBOT_TELEMETRY_HELPER"] == "gha:teleport-actions/auth"
-    assert seen["_TBOT_TELEMETRY_HELPER_VERSION"] == "1.0.0"
+    assert seen["_TBOT_TELEMETRY_HELPER_VERSION"] == "1.0.0+python"
     assert not [key for key in start_call["env_keys"] if key.startswith("INPUT_")]
     # tbot's output is inside a group, with workflow commands stopped around it.
     assert "::group::tbot start" in log
     assert "::stop-commands::" in log
+
+
+def test_a_proxy_url_is_used_as_its_address(job: Job, capsys: pytest.CaptureFixture[str]) -> None:
+    # The original passes it on and tbot keeps the host part: the same address
+    # reaches tbot's config and the variables, with one notice saying so.
+    job.env["INPUT_PROXY"] = "https://tele.example.com:443/"
+    code, log = run_step(capsys)
+    assert code == 0, log
+    notices = [line for line in log.splitlines() if line.startswith("::notice")]
+    assert notices == [
+        "::notice::Input 'proxy' is a URL: tbot is given the address tele.example.com:443."
+    ]
+    assert job.records[-1]["config"]["proxy_server"] == "tele.example.com:443"
+    assert job.exported["TELEPORT_PROXY"] == "tele.example.com:443"
+    assert job.exported["TELEPORT_AUTH_SERVER"] == "tele.example.com:443"
 
 
 def test_disable_env_vars(job: Job, capsys: pytest.CaptureFixture[str]) -> None:
@@ -114,7 +131,8 @@ def test_optional_inputs_reach_the_config(job: Job, capsys: pytest.CaptureFixtur
 
 BAD_INPUTS = [
     ("proxy-missing", {"INPUT_PROXY": ""}, "Input 'proxy' is required"),
-    ("proxy-scheme", {"INPUT_PROXY": "https://tele.example.com"}, "Input 'proxy' must be"),
+    ("proxy-scheme", {"INPUT_PROXY": "ftp://tele.example.com"}, "Input 'proxy' must be"),
+    ("proxy-url-path", {"INPUT_PROXY": "https://tele.example.com/web"}, "Input 'proxy' must be"),
     ("token-missing", {"INPUT_TOKEN": ""}, "Input 'token' is required"),
     ("ttl", {"INPUT_CERTIFICATE_TTL": "forever"}, "Input 'certificate-ttl'"),
     ("pins", {"INPUT_CA_PINS": "sha256:nope"}, "Input 'ca-pins' line 1"),
@@ -227,6 +245,18 @@ def test_tbot_failure_is_reported_with_its_exit_code(
     assert list(Path(job.env["RUNNER_TEMP"]).rglob("bot-config.yaml")) == []
 
 
+def test_our_error_never_repeats_the_token_tbot_names(
+    job: Job, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job.env["STANDIN_TBOT_FAIL"] = "token 'gha-bot-token' not found"
+    code = main([])
+    log = capsys.readouterr().out
+    assert code == 1
+    [error] = errors(log)
+    assert error == "::error::tbot failed with exit code 1: token '<join token>' not found"
+    assert "gha-bot-token" not in job.summary
+
+
 def test_tbot_output_cannot_issue_workflow_commands(
     job: Job, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -247,13 +277,39 @@ def test_tbot_output_cannot_issue_workflow_commands(
     assert own > resume
 
 
-def test_missing_id_token_permission(job: Job, capsys: pytest.CaptureFixture[str]) -> None:
-    del job.env["ACTIONS_ID_TOKEN_REQUEST_URL"]
+@pytest.mark.parametrize(
+    "missing",
+    [
+        ("ACTIONS_ID_TOKEN_REQUEST_URL",),
+        ("ACTIONS_ID_TOKEN_REQUEST_TOKEN",),
+        ("ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKEN"),
+    ],
+    ids=["url", "token", "both"],
+)
+def test_missing_id_token_permission_fails_before_tbot(
+    job: Job, capsys: pytest.CaptureFixture[str], missing: tuple[str, ...]
+) -> None:
+    for name in missing:
+        del job.env[name]
     code, log = run_step(capsys)
     assert code == 1
     [error] = errors(log)
-    assert "ACTIONS_ID_TOKEN_REQUEST_URL environment variable missing" in error
+    assert "permissions: id-token: write" in error
+    assert "forks get no OIDC token" in error
+    assert all(name in error for name in missing)
+    assert not job.started_tbot
     assert "id-token: write" in job.summary
+
+
+def test_a_tbot_failure_hint_names_no_permission(
+    job: Job, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # With the OIDC variables present, a failed tbot is not about id-token.
+    job.env["STANDIN_TBOT_FAIL"] = "token 'x' not found"
+    code, log = run_step(capsys)
+    assert code != 0
+    assert "id-token" not in log
+    assert "id-token" not in job.summary
 
 
 def test_missing_runner_temp(job: Job, capsys: pytest.CaptureFixture[str]) -> None:
@@ -354,7 +410,7 @@ def test_a_bug_is_one_error_not_a_traceback(
     def broken(*args: object, **kwargs: object) -> None:
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setattr("teleport_auth.run_context.build_config", broken)
+    monkeypatch.setattr("teleport_auth.context.build_config", broken)
     code, log = run_step(capsys)
     assert code == 1
     [error] = errors(log)
@@ -369,7 +425,7 @@ def test_broken_telemetry_never_fails_the_job(
 ) -> None:
     from teleport_auth.telemetry import reporter
 
-    def broken(*args: object) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("telemetry bug")
 
     monkeypatch.setattr(reporter, "start", broken)

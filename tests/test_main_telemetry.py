@@ -12,15 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from google.protobuf import json_format
 
 from conftest import REPO, Job
 from echo_server import free_port
 from fault_server import FaultServer, private_ca
 from step_helpers import run_step, warnings
-from teleport_auth import __version__
+from teleport_auth import HELPER_VERSION, __version__
 from teleport_auth._proto.prehog.v1alpha import tbot_pb2
-from teleport_auth.config import build_config
+from teleport_auth.config import build_config, write_config
 from teleport_auth.family import MEMBERS
 from teleport_auth.inputs import Inputs, env_name
 from teleport_auth.telemetry import wire
@@ -95,7 +96,7 @@ def test_event_received_and_decoded(job: Job, capsys: pytest.CaptureFixture[str]
     assert event.start.version == "16.4.2"
     assert event.start.join_type == "github"
     assert event.start.helper == "gha:teleport-actions/auth"
-    assert event.start.helper_version == __version__
+    assert event.start.helper_version == HELPER_VERSION
     assert event.start.destinations_other == 1
     assert event.start.destinations_database == 0
     assert event.start.destinations_kubernetes == 0
@@ -372,15 +373,16 @@ def test_opted_out_step_opens_no_socket(job: Job, capsys: pytest.CaptureFixture[
     assert start["reported"] is False
 
 
-# What each member's config counts as (FACTS §3, §5): its one entry, in its own
-# counter for application / database / kubernetes (v1), else as "other".
-MEMBER_COUNTS = {
-    "auth": ("RUN_MODE_ONE_SHOT", "destinations_other"),
-    "k8s": ("RUN_MODE_ONE_SHOT", "destinations_kubernetes"),
-    "application": ("RUN_MODE_ONE_SHOT", "destinations_application"),
-    "database-tunnel": ("RUN_MODE_DAEMON", "destinations_other"),
-    "application-tunnel": ("RUN_MODE_DAEMON", "destinations_other"),
-    "application-proxy": ("RUN_MODE_DAEMON", "destinations_other"),
+# What each member's event counts, as the originals' tbot reports it: one
+# one-shot output in its own counter (identity has none, so "other"); the
+# daemon members configure a service, which tbot does not count at all.
+MEMBER_COUNTS: dict[str, tuple[str, dict[str, int]]] = {
+    "auth": ("RUN_MODE_ONE_SHOT", {"destinations_other": 1}),
+    "k8s": ("RUN_MODE_ONE_SHOT", {"destinations_kubernetes": 1}),
+    "application": ("RUN_MODE_ONE_SHOT", {"destinations_application": 1}),
+    "database-tunnel": ("RUN_MODE_DAEMON", {}),
+    "application-tunnel": ("RUN_MODE_DAEMON", {}),
+    "application-proxy": ("RUN_MODE_DAEMON", {}),
 }
 MEMBER_INPUTS = {
     "kubernetes-cluster": "prod-k8s",
@@ -389,19 +391,43 @@ MEMBER_INPUTS = {
     "database": "app",
     "username": "ci",
 }
+COUNTERS = (
+    "destinations_other",
+    "destinations_database",
+    "destinations_kubernetes",
+    "destinations_application",
+)
+
+
+def counted_by_tbots_rule(config: dict[str, Any]) -> dict[str, int]:
+    """tbot's rule, written out independently: each `outputs:` entry once,
+    application/database/kubernetes in their own counter, any other type as
+    "other"; `services:` never."""
+    counts = dict.fromkeys(COUNTERS, 0)
+    for output in config["outputs"]:
+        own = f"destinations_{output['type']}"
+        counts[own if own in counts else "destinations_other"] += 1
+    return counts
 
 
 @pytest.mark.parametrize("key", list(MEMBER_COUNTS))
 def test_every_member_is_counted_as_tbot_counts_it(key: str, tmp_path: Path) -> None:
     [found] = [m for m in MEMBERS if m.key == key]
-    # Free ports: a daemon member refuses one in use (its defaults may be, here).
-    ports = {"listen": f"tcp://127.0.0.1:{free_port()}", "diag-port": str(free_port())}
-    own = found.read({env_name(name): value for name, value in (MEMBER_INPUTS | ports).items()})
+    # Free ports: the daemon members check that theirs are free before tbot starts.
+    given = {
+        **MEMBER_INPUTS,
+        "listen": f"tcp://127.0.0.1:{free_port()}",
+        "diag-port": str(free_port()),
+    }
+    own = found.read({env_name(name): value for name, value in given.items()})
     inputs = Inputs("tele.example.com:443", "t", "", (), disable_env_vars=False)
-    config = build_config(inputs, found.entry(own, tmp_path), oneshot=found.oneshot)
-    start = build_event(tbot_version="18.6.4", config=config, env={})["start"]
+    # The config as the step writes it (and tbot reads it back).
+    path = write_config(build_config(inputs, own, tmp_path, oneshot=found.oneshot), tmp_path)
+    written = yaml.safe_load(path.read_text(encoding="utf-8"))
+    start = build_event(tbot_version="18.6.4", config=written)["start"]
 
-    run_mode, counter = MEMBER_COUNTS[key]
+    run_mode, nonzero = MEMBER_COUNTS[key]
     assert start["run_mode"] == run_mode
-    counts = {name: value for name, value in start.items() if name.startswith("destinations_")}
-    assert counts == {name: int(name == counter) for name in counts}
+    counts = {name: start[name] for name in COUNTERS}
+    assert counts == counted_by_tbots_rule(written)
+    assert counts == {name: nonzero.get(name, 0) for name in COUNTERS}

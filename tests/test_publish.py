@@ -11,8 +11,8 @@ import pytest
 
 from conftest import Job, parse_file_commands
 from step_helpers import errors, run_step
-from teleport_auth.gha import ActionFailure, md_literal
-from teleport_auth.runner_files import RunnerFiles, describe_os_error
+from teleport_auth.gha import ActionFailure, describe_os_error, md_literal
+from teleport_auth.runner_files import RunnerFiles
 
 pytestmark = pytest.mark.step
 
@@ -104,7 +104,7 @@ def test_full_runner_temp_is_named(
     def full(*args: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("teleport_auth.run_context.write_config", full)
+    monkeypatch.setattr("teleport_auth.config.write_config", full)
     code, log = run_step(capsys)
     assert code == 1
     [error] = errors(log)

@@ -1,7 +1,8 @@
-"""README's "Local testing with act" by-hand lines work verbatim, from a user's repository.
+"""The by-hand lines of docs/local-runs.md (act without scripts/dev act) work verbatim,
+from a user's repository.
 
 The test runs exactly the lines of that block (with ``AUTH`` set to this
-checkout, as the README asks) in a throwaway repository whose workflow uses
+checkout, as the document asks) in a throwaway repository whose workflow uses
 ``teleport-actions/auth@v1`` and ``teleport-actions/auth/k8s@v1``.
 """
 
@@ -24,12 +25,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def by_hand_block() -> str:
-    readme = (REPO / "README.md").read_text()
-    _, sep, section = readme.partition("\n## Local testing with act\n")
-    assert sep, "README has no 'Local testing with act' section"
-    section = section.split("\n## ", 1)[0]
-    _, sep, after = section.partition("By hand, for any workflow of yours that uses this action")
-    assert sep, "the section has no by-hand paragraph"
+    doc = (REPO / "docs" / "local-runs.md").read_text()
+    _, sep, after = doc.partition("By hand, for any workflow of yours that uses this action")
+    assert sep, "docs/local-runs.md has no by-hand paragraph"
     block = re.search(r"```sh\n(.*?)```", after, re.DOTALL)
     assert block, "the by-hand paragraph has no sh block"
     return block.group(1)

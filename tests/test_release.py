@@ -23,7 +23,8 @@ from pathlib import Path
 import pytest
 
 from act_harness import act_binary
-from conftest import require
+from conftest import gone_within, require
+from echo_server import free_port
 from interpreters import TEST_PYTHONS_ENV, find_python
 from standin.install import install_standin
 
@@ -91,6 +92,22 @@ jobs:
           test -f "$IDENTITY_FILE"
           test -f "$KUBECONFIG_FILE"
           echo "authenticated with $(python3 -V)"
+  # A daemon member: its end-of-job step is the release's own end-of-job action.
+  tunnel:
+    runs-on: ubuntu-24.04
+    steps:
+      - id: proxy
+        uses: teleport-actions/auth/application-proxy@{tag}
+        env:
+          STANDIN_TBOT_VERSION: 18.6.4
+        with:
+          proxy: tele.example.com:443
+          token: released-bot
+          listen: tcp://127.0.0.1:{listen_port}
+          diag-port: "{diag_port}"
+      - env:
+          TBOT_PID: ${{{{ steps.proxy.outputs.tbot-pid }}}}
+        run: echo "tunnel tbot ${{TBOT_PID}} is running"
 """
 
 
@@ -232,14 +249,34 @@ def test_release_publishes_a_bundle_that_runs_without_an_index(tmp_path: Path) -
                 missing.append(source)
         assert missing == [], f"no {tag} bytecode for {missing[:5]}"
 
+    # The daemon members' end-of-job step is pinned to the tagged commit, where the
+    # action it names exists (only the released commit's tree has the pin).
+    for folder in ("database-tunnel", "application-tunnel", "application-proxy"):
+        released_yml = git(origin, "show", f"{released}:{folder}/action.yml")
+        pins = re.findall(r"uses: teleport-actions/auth/end-of-job@(\S+) # (\S+)", released_yml)
+        assert pins == [(tagged, TAG)]
+        assert git(origin, "show", f"{tagged}:{folder}/action.yml").count("end-of-job@main") == 1
+    assert git(origin, "ls-tree", "--name-only", tagged, "end-of-job/") == "\n".join(
+        ["end-of-job/action.yml", "end-of-job/main.js", "end-of-job/post.js"]
+    )
+
     # A workflow using the released tag, under each interpreter, with no index:
     # the shipped bundle is all it needs.
     checkout = work / "released"
     git(work, "clone", "-q", "--branch", TAG, str(origin), str(checkout))
+    tagged_tree = work / "tagged"
+    git(work, "clone", "-q", str(origin), str(tagged_tree))
+    git(tagged_tree, "checkout", "-q", tagged)
     consumer = work / "consumer"
     (consumer / ".github" / "workflows").mkdir(parents=True)
     (consumer / ".github" / "workflows" / "use.yml").write_text(
-        CONSUMER.format(pythons=json.dumps(pythons), setup_python=setup_python, tag=TAG)
+        CONSUMER.format(
+            pythons=json.dumps(pythons),
+            setup_python=setup_python,
+            tag=TAG,
+            listen_port=free_port(),
+            diag_port=free_port(),
+        )
     )
     git(consumer, "init", "-q")
     git(consumer, "add", "-A")
@@ -247,11 +284,18 @@ def test_release_publishes_a_bundle_that_runs_without_an_index(tmp_path: Path) -
     log = run_act(
         consumer, work, "workflow_dispatch", *replace_setup_python,
         "--local-repository", f"teleport-actions/auth@{TAG}={checkout}",
+        "--local-repository", f"teleport-actions/auth@{tagged}={tagged_tree}",
         "--env", f"PIP_INDEX_URL={NO_INDEX}",
         "--env", "ACTIONS_ID_TOKEN_REQUEST_URL=http://127.0.0.1:9/oidc-not-available-under-act",
         "--env", "ACTIONS_ID_TOKEN_REQUEST_TOKEN=act",
     )  # fmt: skip
-    assert log.count("Job succeeded") == len(pythons)
+    assert log.count("Job succeeded") == len(pythons) + 1
     assert "building its runtime packages" not in log
     for version in pythons:
         assert f"authenticated with Python {version}." in log
+    # When the tunnel job ended, the pinned end-of-job action stopped its tbot.
+    [pid] = re.findall(r"tunnel tbot (\d+) is running", log)
+    assert f"teleport-actions/auth with ref {tagged} to {tagged_tree}" in log
+    assert "Run Post Stop tbot and show its log when the job ends" in log
+    assert f"teleport-actions/auth/application-proxy: Stopped tbot (pid {pid})" in log
+    assert gone_within(int(pid))

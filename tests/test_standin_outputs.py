@@ -1,6 +1,6 @@
 """The stand-in's kubernetes and application outputs, services config, and lenient decoding.
 
-Oracles: the file sets in conftest.py (FACTS.md section 2) and, for the kubeconfig,
+Oracles: the file sets in conftest.py (docs/compatibility.md, tbot: files) and, for the kubeconfig,
 the shape kubectl loads (clusters, contexts and users that reference each other,
 and credential files that exist).
 """
@@ -452,12 +452,12 @@ COUNTS: list[tuple[str, list[str], list[str], dict[str, int]]] = [
     ("auth-k8s", ["kubernetes"], [], _counts(kube=1)),
     ("auth-application", ["application"], [], _counts(app=1)),
     ("database-output", ["database"], [], _counts(db=1)),
-    ("services-count-as-other", [], ["database-tunnel", "application-proxy"], _counts(other=2)),
+    ("services-not-counted", [], ["database-tunnel", "application-proxy"], _counts()),
     (
         "mixed",
         ["identity", "kubernetes", "application", "database", "ssh_host"],
         ["application-tunnel"],
-        _counts(other=3, db=1, kube=1, app=1),
+        _counts(other=2, db=1, kube=1, app=1),
     ),
 ]
 _KEYS = {

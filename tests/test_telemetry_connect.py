@@ -44,14 +44,14 @@ def session() -> Iterator[requests.Session]:
 
 
 def _request() -> tbot_pb2.SubmitTbotEventRequest:
+    config: Any = {
+        "oneshot": True,
+        "onboarding": {"join_method": "github"},
+        "outputs": [{"type": "identity"}],
+    }
     event = build_event(
         tbot_version="16.4.2",
-        config={
-            "oneshot": True,
-            "onboarding": {"join_method": "github"},
-            "outputs": [{"type": "identity"}],
-        },
-        env={},
+        config=config,
         distinct_id="00000000-0000-4000-8000-000000000000",
         now=datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc),
     )
@@ -125,6 +125,23 @@ def test_messages(session: requests.Session) -> None:
         assert "text/html" in _call(session, server.url).message
     with FaultServer("hang") as server:
         assert _call(session, server.url).message == f"no response within {TIMEOUT:g} s"
+
+
+def test_one_deadline_bounds_the_whole_call(session: requests.Session) -> None:
+    # Headers at half the deadline and the body well after it: a Connect client
+    # gives up at its deadline (connect-node's timeoutMs does). With a timeout per
+    # phase the body would still be read, and the event "confirmed", at 2.6 s.
+    with FaultServer("slow_body", head_delay=1.0, body_delay=2.6) as server:
+        result = _call(session, server.url, timeout=2.0)
+        gave_up_first = not server.slow_body_sent.is_set()
+    assert (result.ok, result.code, result.sent) == (False, "deadline_exceeded", True)
+    assert gave_up_first  # at the deadline, not when the body came
+    assert result.http_status == 200  # the headers came in time; the body did not
+
+
+def test_a_slow_server_within_the_deadline_is_confirmed(session: requests.Session) -> None:
+    with FaultServer("slow_body", head_delay=0.1, body_delay=0.2) as server:
+        assert _call(session, server.url, timeout=5.0).ok
 
 
 def test_request_headers_are_exactly_the_protocol_ones(session: requests.Session) -> None:

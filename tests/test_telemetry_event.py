@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,16 +18,15 @@ from typing import Any
 import pytest
 from google.protobuf import json_format
 
-from teleport_auth import HELPER_NAME, __version__
+from teleport_auth import HELPER_NAME, HELPER_VERSION, __version__
 from teleport_auth._proto.prehog.v1alpha import tbot_pb2
-from teleport_auth.telemetry import HELPER_ENV, HELPER_VERSION_ENV
-from teleport_auth.telemetry.event import build_event, count_destinations, event_json, rfc3339
+from teleport_auth.telemetry.event import build_event, event_json, rfc3339
 from teleport_auth.telemetry.wire import encode, to_message
 
 ONE_SHOT = "RUN_MODE_ONE_SHOT"
 DAEMON = "RUN_MODE_DAEMON"
 NOW = datetime.datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=datetime.timezone.utc)
-HELPER_ENVIRONMENT = {HELPER_ENV: HELPER_NAME, HELPER_VERSION_ENV: __version__}
+HELPER_ENVIRONMENT = {"helper": HELPER_NAME, "helper_version": HELPER_VERSION}
 
 
 def _config(
@@ -34,8 +34,10 @@ def _config(
     services: tuple[str, ...] = (),
     oneshot: Any = True,
     join_method: str = "github",
-) -> dict[str, Any]:
-    """A config shaped like the ones the family writes (FACTS §1, §5)."""
+) -> Any:
+    """A config shaped like the ones the family writes (docs/compatibility.md).
+
+    Typed loosely: the tests build shapes the family never writes, too."""
     return {
         "version": "v2",
         "proxy_server": "tele.example.com:443",
@@ -54,7 +56,7 @@ def _expected(
     *,
     run_mode: str = ONE_SHOT,
     helper: str = HELPER_NAME,
-    helper_version: str = __version__,
+    helper_version: str = HELPER_VERSION,
     join_type: str = "github",
     other: int = 0,
     database: int = 0,
@@ -92,24 +94,24 @@ def _expected(
             _expected(other=3),
             id="newer-output-types-are-other",
         ),
-        # The family's daemon members: each entry under `services:` is one
-        # destination, and a tunnel or proxy counts as "other" (FACTS §3).
+        # The family's daemon members: tbot counts `outputs:` entries only, so
+        # a config with services alone reports 0 in every counter.
         pytest.param(
             _config(services=("database-tunnel",), oneshot=False),
             HELPER_ENVIRONMENT,
-            _expected(run_mode=DAEMON, other=1),
+            _expected(run_mode=DAEMON),
             id="database-tunnel",
         ),
         pytest.param(
             _config(services=("application-tunnel",), oneshot=False),
             HELPER_ENVIRONMENT,
-            _expected(run_mode=DAEMON, other=1),
+            _expected(run_mode=DAEMON),
             id="application-tunnel",
         ),
         pytest.param(
             _config(services=("application-proxy",), oneshot=False),
             HELPER_ENVIRONMENT,
-            _expected(run_mode=DAEMON, other=1),
+            _expected(run_mode=DAEMON),
             id="application-proxy",
         ),
         pytest.param(
@@ -119,8 +121,8 @@ def _expected(
                 services=("database-tunnel", "application-tunnel", "application-proxy"),
             ),
             HELPER_ENVIRONMENT,
-            _expected(other=4, database=1),
-            id="outputs-and-services-together",
+            _expected(other=1, database=1),
+            id="services-beside-outputs-not-counted",
         ),
         pytest.param(
             _config("identity"),
@@ -130,7 +132,7 @@ def _expected(
         ),
         pytest.param(
             _config("identity"),
-            {HELPER_VERSION_ENV: "9.9.9"},
+            {"helper_version": "9.9.9"},
             _expected(other=1, helper="", helper_version=""),
             id="helper-version-without-helper",
         ),
@@ -147,12 +149,6 @@ def _expected(
             id="oneshot-must-be-boolean-true",
         ),
         pytest.param(
-            {k: v for k, v in _config().items() if k not in ("oneshot", "services")},
-            HELPER_ENVIRONMENT,
-            _expected(run_mode=DAEMON),
-            id="no-oneshot-no-services-no-outputs",
-        ),
-        pytest.param(
             _config("identity", join_method="token"),
             HELPER_ENVIRONMENT,
             _expected(other=1, join_type="token"),
@@ -160,10 +156,8 @@ def _expected(
         ),
     ],
 )
-def test_event_fields(
-    config: dict[str, Any], env: dict[str, str], expected: dict[str, Any]
-) -> None:
-    event = build_event(tbot_version="16.4.2", config=config, env=env, distinct_id="id", now=NOW)
+def test_event_fields(config: Any, env: dict[str, str], expected: dict[str, Any]) -> None:
+    event = build_event(tbot_version="16.4.2", config=config, **env, distinct_id="id", now=NOW)
     assert event["start"] == expected
     # The same values reach the message that is sent.
     start = to_message(event_json(event)).start
@@ -174,35 +168,15 @@ def test_event_fields(
     assert start.destinations_application == expected["destinations_application"]
 
 
-@pytest.mark.parametrize(
-    "entries",
-    [
-        pytest.param({"outputs": None, "services": "database-tunnel"}, id="not-lists"),
-        pytest.param({"outputs": ["identity", 3], "services": [None]}, id="entries-not-mappings"),
-        pytest.param({"outputs": [{"kind": "database"}, {"type": 7}]}, id="no-usable-type"),
-    ],
-)
-def test_every_entry_counts_once_even_when_odd(entries: dict[str, Any]) -> None:
-    # Not something the action writes; whatever the shape, an entry is one "other".
-    counts = count_destinations(entries)
-    listed = sum(len(v) for v in entries.values() if isinstance(v, list))
-    assert counts == {
-        "destinations_other": listed,
-        "destinations_database": 0,
-        "destinations_kubernetes": 0,
-        "destinations_application": 0,
-    }
-
-
 @pytest.mark.parametrize("raw", ["16.4.2", "v16.4.2", " v16.4.2\n"])
 def test_version_has_no_leading_v(raw: str) -> None:
-    event = build_event(tbot_version=raw, config=_config("identity"), env={}, now=NOW)
+    event = build_event(tbot_version=raw, config=_config("identity"), now=NOW)
     assert event["start"]["version"] == "16.4.2"
 
 
 def test_distinct_id_is_a_fresh_uuid_per_event() -> None:
-    first = build_event(tbot_version="16.4.2", config=_config("identity"), env={})
-    second = build_event(tbot_version="16.4.2", config=_config("identity"), env={})
+    first = build_event(tbot_version="16.4.2", config=_config("identity"))
+    second = build_event(tbot_version="16.4.2", config=_config("identity"))
 
     assert uuid.UUID(first["distinct_id"]).version == 4
     assert first["distinct_id"] != second["distinct_id"]
@@ -210,7 +184,7 @@ def test_distinct_id_is_a_fresh_uuid_per_event() -> None:
 
 def test_timestamp_defaults_to_now_in_utc() -> None:
     before = datetime.datetime.now(datetime.timezone.utc)
-    event = build_event(tbot_version="16.4.2", config=_config("identity"), env={})
+    event = build_event(tbot_version="16.4.2", config=_config("identity"))
     after = datetime.datetime.now(datetime.timezone.utc)
 
     stamped = to_message(event_json(event)).timestamp.ToDatetime(tzinfo=datetime.timezone.utc)
@@ -241,7 +215,7 @@ def test_timestamp_is_written_as_protobuf_writes_it(when: datetime.datetime) -> 
 
 def test_distinct_id_and_timestamp_as_given() -> None:
     event = build_event(
-        tbot_version="16.4.2", config=_config("identity"), env={}, distinct_id="abc", now=NOW
+        tbot_version="16.4.2", config=_config("identity"), distinct_id="abc", now=NOW
     )
     message = to_message(event_json(event))
 
@@ -251,7 +225,7 @@ def test_distinct_id_and_timestamp_as_given() -> None:
 
 def test_printed_event_shows_every_field_in_schema_order() -> None:
     event = build_event(
-        tbot_version="16.4.2", config=_config("identity"), env={}, distinct_id="abc", now=NOW
+        tbot_version="16.4.2", config=_config("identity"), distinct_id="abc", now=NOW
     )
     printed = json.loads(event_json(event))
 
@@ -284,10 +258,8 @@ def test_printed_event_shows_every_field_in_schema_order() -> None:
         pytest.param(_config("kubernetes", "application", "database"), {}, id="own-counters"),
     ],
 )
-def test_what_is_printed_is_exactly_what_is_sent(
-    config: dict[str, Any], env: dict[str, str]
-) -> None:
-    printed = event_json(build_event(tbot_version="v16.4.2", config=config, env=env, now=NOW))
+def test_what_is_printed_is_exactly_what_is_sent(config: Any, env: dict[str, str]) -> None:
+    printed = event_json(build_event(tbot_version="v16.4.2", config=config, **env, now=NOW))
     message = tbot_pb2.SubmitTbotEventRequest.FromString(encode(printed))
 
     # The message, shown with every field (zeros too) by protobuf's own JSON
@@ -299,7 +271,7 @@ def test_what_is_printed_is_exactly_what_is_sent(
 
 
 def test_a_field_outside_the_schema_is_never_sent() -> None:
-    event: dict[str, Any] = build_event(tbot_version="16.4.2", config=_config("identity"), env={})
+    event: dict[str, Any] = build_event(tbot_version="16.4.2", config=_config("identity"))
     event["start"]["repository"] = "canary-org/canary-repo"
     with pytest.raises(json_format.ParseError):
         encode(event_json(event))
@@ -312,9 +284,9 @@ def test_event_carries_nothing_but_the_schema() -> None:
     config["proxy_server"] = "canary-proxy.example:443"
     config["certificate_ttl"] = "CANARY-TTL"
     config["services"][0]["database"] = "canary-db"
-    env = {**HELPER_ENVIRONMENT, "GITHUB_REPOSITORY": "canary-org/canary-repo"}
+    env = HELPER_ENVIRONMENT
 
-    printed = event_json(build_event(tbot_version="16.4.2", config=config, env=env, now=NOW))
+    printed = event_json(build_event(tbot_version="16.4.2", config=config, **env, now=NOW))
     wire = encode(printed)
 
     for canary in ("CANARY", "canary", "bot-token", "/tmp/out", "127.0.0.1"):
@@ -327,20 +299,9 @@ def test_event_carries_nothing_but_the_schema() -> None:
 # --- the edges ------------------------------------------------------------------------
 
 
-def test_services_are_counted_when_there_are_no_outputs() -> None:
-    config = {"outputs": None, "services": [{"type": "application-proxy"}]}
-    assert count_destinations(config)["destinations_other"] == 1
-
-
-def test_a_join_method_that_is_not_text_is_not_reported() -> None:
-    config = {"oneshot": True, "onboarding": {"join_method": 5}}
-    assert build_event(tbot_version="16.4.2", config=config, env={})["start"]["join_type"] == ""
-
-
-def test_the_helper_version_is_empty_when_not_given() -> None:
-    event = build_event(tbot_version="16.4.2", config={}, env={HELPER_ENV: "gha:x"})
-    assert event["start"]["helper"] == "gha:x"
-    assert event["start"]["helper_version"] == ""
+def test_the_helper_version_is_empty_without_a_helper_name() -> None:
+    event = build_event(tbot_version="16.4.2", config=_config("identity"), helper="gha:x")
+    assert (event["start"]["helper"], event["start"]["helper_version"]) == ("gha:x", "")
 
 
 def test_the_event_is_printed_indented_by_two() -> None:
@@ -365,9 +326,47 @@ def test_timestamps_are_utc_whatever_the_local_time_zone() -> None:
     assert rfc3339(datetime.datetime(2024, 1, 1, 12, 0, 0, tzinfo=plus_two)) == (
         "2024-01-01T10:00:00Z"
     )
-    sent = build_event(tbot_version="16.4.2", config={}, env={})["timestamp"]
+    sent = build_event(tbot_version="16.4.2", config=_config("identity"))["timestamp"]
     when = datetime.datetime.strptime(
         sent, "%Y-%m-%dT%H:%M:%S.%fZ" if "." in sent else "%Y-%m-%dT%H:%M:%SZ"
     )
     now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
     assert abs((now - when).total_seconds()) < 60
+
+
+# Every helper_version an original action has reported: auth 1.1.0-2.1.2,
+# auth-k8s and auth-application 1.1.0-2.0.6, the tunnels and the proxy 1.0.0-1.0.1.
+def _versions(first: tuple[int, int, int], last: tuple[int, int, int]) -> set[str]:
+    return {
+        f"{major}.{minor}.{patch}"
+        for major in range(first[0], last[0] + 1)
+        for minor in range(10)
+        for patch in range(10)
+        if first <= (major, minor, patch) <= last
+    }
+
+
+ORIGINALS_REPORTED = _versions((1, 1, 0), (2, 1, 2)) | _versions((1, 0, 0), (1, 0, 1))
+SEMVER = re.compile(
+    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-[0-9A-Za-z.-]+)?\+([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)$"
+)
+
+
+def test_helper_version_names_this_implementation() -> None:
+    # Semantic-version build metadata on our version: never a version any original
+    # reported, and the same precedence as ours (build metadata is ignored when
+    # versions are compared).
+    match = SEMVER.match(HELPER_VERSION)
+    assert match is not None, HELPER_VERSION
+    assert HELPER_VERSION.split("+")[0] == __version__
+    assert match.group(4) == "python"
+    assert HELPER_VERSION not in ORIGINALS_REPORTED
+    event = build_event(
+        tbot_version="16.4.2",
+        config=_config("identity"),
+        helper=HELPER_NAME,
+        helper_version=HELPER_VERSION,
+        now=NOW,
+    )
+    assert event["start"]["helper_version"] == "1.0.0+python"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -45,7 +46,8 @@ after_import = loaded()
 # The main thread's whole part: resolve the endpoint, build and print the event.
 real_start = sender.Submission.start
 sender.Submission.start = lambda self: None
-started = reporter.start("16.4.2", {"oneshot": True, "outputs": [{"type": "identity"}]}, ENV)
+CONFIG = {"oneshot": True, "onboarding": {"join_method": "github"}, "outputs": []}
+started = reporter.start("16.4.2", CONFIG, ENV, helper="h", helper_version="1")
 after_start = loaded()
 # The control: the worker, once run, does load the stack.
 sender.Submission.start = real_start
@@ -118,6 +120,14 @@ def test_the_step_waits_the_grace_then_cancels(tbot_succeeded: bool) -> None:
     assert submission.calls == ([] if tbot_succeeded else [("stop_retrying", None)]) + waits
 
 
+# A one-shot config with one identity output, typed loosely for the test.
+CONFIG: Any = {
+    "oneshot": True,
+    "onboarding": {"join_method": "github"},
+    "outputs": [{"type": "identity"}],
+}
+
+
 class DecidedSubmission(RecordingSubmission):
     """A submission whose outcome is given."""
 
@@ -151,7 +161,7 @@ def test_a_rejected_endpoint_is_one_titled_warning_and_nothing_sent(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     env = {"TELEPORT_ANONYMOUS_TELEMETRY_ADDRESS": "http://telemetry.example.com"}
-    assert reporter.start("16.4.2", {}, env) == (
+    assert reporter.start("16.4.2", CONFIG, env, helper="gha:x", helper_version="1") == (
         "on: not sent (endpoint rejected, see the warning above)"
     )
     assert capsys.readouterr().out == (
@@ -166,7 +176,7 @@ def test_the_log_says_why_tbots_own_telemetry_line_says_off(
 ) -> None:
     monkeypatch.setattr(sender.Submission, "start", lambda self: None)
     env = {"TELEPORT_ANONYMOUS_TELEMETRY_ADDRESS": "http://127.0.0.1:9"}
-    started = reporter.start("16.4.2", {"oneshot": True}, env)
+    started = reporter.start("16.4.2", CONFIG, env, helper="gha:x", helper_version="1")
     assert isinstance(started, reporter.Reporter)
     assert (
         "This step sends the event itself and runs tbot with TELEPORT_ANONYMOUS_TELEMETRY=0, "

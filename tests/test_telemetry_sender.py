@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import itertools
-import os
 import socket
 import threading
 import time
@@ -13,9 +12,9 @@ from typing import Any
 import pytest
 
 from fault_server import FaultServer, clear_proxy_environment, held_refused_port
-from teleport_auth import HELPER_NAME, __version__
+from teleport_auth import HELPER_NAME, HELPER_VERSION
 from teleport_auth._proto.prehog.v1alpha import tbot_pb2
-from teleport_auth.telemetry import HELPER_ENV, HELPER_VERSION_ENV, connect, sender, wire
+from teleport_auth.telemetry import connect, sender, wire
 from teleport_auth.telemetry.event import build_event, event_json
 from teleport_auth.telemetry.result import CallResult
 from teleport_auth.telemetry.sender import Outcome, Submission, _delivery, describe_failure
@@ -23,7 +22,7 @@ from teleport_auth.telemetry.sender import Outcome, Submission, _delivery, descr
 pytestmark = pytest.mark.allow_hosts(["127.0.0.1"])
 
 UNAFFECTED = "Authentication is not affected."
-CONFIG = {
+CONFIG: Any = {
     "version": "v2",
     "proxy_server": "tele.example.com:443",
     "oneshot": True,
@@ -36,7 +35,8 @@ PRINTED = event_json(
     build_event(
         tbot_version="16.4.2",
         config=CONFIG,
-        env={HELPER_ENV: HELPER_NAME, HELPER_VERSION_ENV: __version__},
+        helper=HELPER_NAME,
+        helper_version=HELPER_VERSION,
     )
 )
 
@@ -397,8 +397,7 @@ def test_nothing_identifying_reaches_the_wire(monkeypatch: pytest.MonkeyPatch) -
     }
     for name, value in canaries.items():
         monkeypatch.setenv(name, value)
-    env = {**os.environ, HELPER_ENV: HELPER_NAME, HELPER_VERSION_ENV: __version__}
-    config = {
+    config: Any = {
         **CONFIG,
         "proxy_server": "canary-proxy.example:443",
         "certificate_ttl": "CANARY-TTL",
@@ -419,7 +418,8 @@ def test_nothing_identifying_reaches_the_wire(monkeypatch: pytest.MonkeyPatch) -
         build_event(
             tbot_version="16.4.2",
             config=config,
-            env=env,
+            helper=HELPER_NAME,
+            helper_version=HELPER_VERSION,
             distinct_id="4f1c2a3b-0d9e-4c8b-9a7f-6e5d4c3b2a10",
             now=datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc),
         )

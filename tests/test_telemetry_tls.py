@@ -1,4 +1,5 @@
-"""The sender trusts what the machine trusts (FACTS §2), as tbot does, and nothing more.
+"""The sender trusts what the machine trusts, as tbot does, and nothing more
+(docs/compatibility.md, tbot).
 
 A private CA stands in for a TLS-inspecting proxy's CA: installed in the
 "system" store through SSL_CERT_FILE / SSL_CERT_DIR (which OpenSSL's default
@@ -10,6 +11,7 @@ from __future__ import annotations
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -29,7 +31,8 @@ from teleport_auth.telemetry.tls import SystemTrustAdapter
 
 pytestmark = pytest.mark.allow_hosts(["127.0.0.1"])
 
-PRINTED = event_json(build_event(tbot_version="16.4.2", config={"oneshot": True}, env={}))
+CONFIG: Any = {"oneshot": True, "onboarding": {"join_method": "github"}, "outputs": []}
+PRINTED = event_json(build_event(tbot_version="16.4.2", config=CONFIG))
 ORIGINAL_SSL_CONTEXT = ssl.SSLContext
 
 

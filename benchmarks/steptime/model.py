@@ -9,7 +9,7 @@ from pathlib import Path
 HANG_TARGET_MS = 1000.0
 SLOW_TBOT_SECONDS = 1.0
 SLOW_TARGET_MS = 20.0  # opting in adds at most this to the step while a 1 s tbot works
-RATIO_TARGET = 0.6  # this project's own overhead / the original's, telemetry off
+RATIO_TARGET = 0.7  # this project's own overhead / the original's, telemetry off
 
 
 class BenchError(RuntimeError):

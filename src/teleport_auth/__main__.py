@@ -6,7 +6,20 @@ import sys
 # Checked before anything else is imported, so an old interpreter gets a clear
 # error instead of a SyntaxError from newer code.
 if sys.version_info < (3, 10):  # noqa: UP036
+    import os
+
     found = ".".join(map(str, sys.version_info[:3]))
+    if os.environ.get("GITHUB_WORKSPACE", "").startswith("/__w/"):
+        # A job with `container:` runs the step in its image, with that image's
+        # python3; the runner mounts the job's work directory there as /__w.
+        sys.stdout.write(
+            f"::error::teleport-actions/auth needs Python 3.10 or newer; "
+            f"{sys.executable or 'python3'} in this job's container is {found}. The container "
+            "image needs python3 3.10+ and bash: use a newer image (e.g. debian:12, "
+            "ubuntu:22.04 or later) or install a newer python3 in an earlier step and name it "
+            "with TELEPORT_AUTH_PYTHON.\n"
+        )
+        raise SystemExit(1)
     # RHEL 9 and Amazon Linux 2023 ship 3.9 as python3, with newer ones as packages.
     sys.stdout.write(
         f"::error::teleport-actions/auth needs Python 3.10 or newer; {sys.executable or 'python3'} "

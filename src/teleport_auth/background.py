@@ -1,36 +1,27 @@
-"""The daemon members: tbot keeps running, detached, for the rest of the job."""
+"""The background mode, for the daemon members: tbot keeps running, detached, for the job."""
 
 from __future__ import annotations
 
-import shutil
+import sys
+from pathlib import Path
 
-from teleport_auth import cancel, daemon, gha
-from teleport_auth.family.spec import Daemon, Published
-from teleport_auth.gha import ActionFailure
-from teleport_auth.run_context import (
-    Context,
-    abandon_telemetry,
-    finish_telemetry,
-    make_private_dir,
-    start_telemetry,
-    write_private_config,
-)
+from teleport_auth import cancel, daemon, gha, tbot_log
+from teleport_auth.context import Context
+from teleport_auth.daemon import RunningTbot
+from teleport_auth.end_of_job import State
+from teleport_auth.family.spec import BackgroundSettings, Published
 from teleport_auth.tbot import tbot_env
+from teleport_auth.tbot_run import TbotFailed, run_tbot
 
 _LOG_HINT = (
-    "tbot's last lines are in the `tbot log` group of the step's log. A missing "
-    "`ACTIONS_ID_TOKEN_REQUEST_URL` means the job lacks `permissions: id-token: write`."
+    "tbot's log is in the `tbot log` group of the step's log, and stays in the file named "
+    "by the step's `log-path` output."
 )
+# The program the end-of-job step runs, as this step sees it (in a container job too).
+END_OF_JOB_SCRIPT = Path(__file__).parent.parent / "run_end_of_job.py"
 
 
-def _show_log(running: daemon.Daemon) -> None:
-    """tbot's last lines, with workflow commands stopped so none of them can act."""
-    with gha.group("tbot log (last lines)"), gha.commands_stopped():
-        for line in daemon.log_tail(running.log_path):
-            gha.info(line)
-
-
-def _wait(running: daemon.Daemon, timeout_ms: int) -> None:
+def _wait(running: RunningTbot, timeout_ms: int) -> None:
     if timeout_ms == 0:
         gha.warning(
             "timeout-ms is 0: not waiting for tbot to be ready, so the tunnel may not accept "
@@ -46,18 +37,16 @@ def _wait(running: daemon.Daemon, timeout_ms: int) -> None:
     gha.info(f"tbot is ready after {seconds * 1000:.0f} ms.")
 
 
-def run_daemon(context: Context, settings: Daemon) -> tuple[Published, str, daemon.Daemon]:
-    """Start tbot detached, wait until it is ready, remove the config.
+def run_background(
+    context: Context, settings: BackgroundSettings
+) -> tuple[Published, str, RunningTbot]:
+    """Start tbot detached, wait until it is ready; the config is removed once it is.
 
     Returns what to publish, the telemetry phrase, and the running tbot (which
     the step stops should publishing fail).
     """
-    config = context.config()
-    config_dir = make_private_dir(context.workdir.parent)
-    reporter, telemetry = start_telemetry(context, config)
-    running: daemon.Daemon | None = None
-    try:
-        config_path = write_private_config(config, config_dir)
+
+    def launch(config_path: Path) -> RunningTbot:
         # A signal in the middle of starting it must not lose track of the process.
         with cancel.deferred():
             running = daemon.start(
@@ -72,34 +61,39 @@ def run_daemon(context: Context, settings: Daemon) -> tuple[Published, str, daem
             f"Started tbot in the background (pid {running.pid}), diagnostics on "
             f"{settings.diag_addr}, log in {running.log_path}."
         )
-        _wait(running, settings.timeout_ms)
-    except daemon.NotReady as failure:
-        if running is not None:
+        try:
+            _wait(running, settings.timeout_ms)
+        except daemon.NotReady as failure:
             with cancel.deferred():
                 daemon.stop(running)
-        telemetry = finish_telemetry(reporter, telemetry, tbot_succeeded=False)
-        if running is not None:
-            _show_log(running)
-        raise ActionFailure(failure.message, hint=_LOG_HINT) from None
-    except BaseException:
-        # A cancelled or failed step leaves no tbot behind.
-        if running is not None:
+            # As the original: the whole log now, and its path (and the diagnostics
+            # address) as outputs of the failed step; the log file is kept.
+            tbot_log.show(running.log_path)
+            raise TbotFailed(
+                failure.message,
+                hint=_LOG_HINT,
+                outputs={"log-path": str(running.log_path), "diag-addr": settings.diag_addr},
+            ) from None
+        except BaseException:
+            # A cancelled or failed step leaves no tbot behind.
             with cancel.deferred():
                 daemon.stop(running)
-        abandon_telemetry(reporter)
-        raise
-    finally:
-        # The config holds the token: gone as soon as tbot is ready (or has failed).
-        with cancel.deferred():
-            shutil.rmtree(config_dir, ignore_errors=True)
+            raise
+        return running
 
-    telemetry = finish_telemetry(reporter, telemetry, tbot_succeeded=True)
-    own = context.member.publish(context.own, context.inputs, context.workdir)
+    running, telemetry = run_tbot(context, launch)
+    own = context.plan.publish(context.inputs, context.workdir)
+    end_of_job = State(context.member.key, running.pid, running.start_ticks, running.log_path)
     outputs = {
         **own.outputs,
         "diag-addr": settings.diag_addr,
         "log-path": str(running.log_path),
         "tbot-pid": str(running.pid),
+        # For the member's end-of-job step only (not outputs of the action).
+        "end-of-job-script": str(END_OF_JOB_SCRIPT),
+        # The interpreter running this step: a later step may put another python3 first.
+        "end-of-job-python": sys.executable,
+        "end-of-job-state": end_of_job.to_text(),
     }
     rows = (
         *own.rows,
@@ -107,7 +101,7 @@ def run_daemon(context: Context, settings: Daemon) -> tuple[Published, str, daem
         ("tbot log", str(running.log_path)),
     )
     gha.info(
-        f"tbot keeps running in the background (pid {running.pid}) for the rest of the job; "
-        f"its log: {running.log_path}"
+        f"tbot keeps running in the background (pid {running.pid}) until the job ends, when "
+        f"it is stopped and its log shown; its log: {running.log_path}"
     )
     return Published(outputs, rows=rows), telemetry, running

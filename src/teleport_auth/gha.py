@@ -1,6 +1,6 @@
 """GitHub Actions workflow commands and file commands.
 
-A thin layer over actions-toolkit's ``command`` and ``file_command`` modules.
+A thin layer over actions-toolkit's ``command`` module.
 We deliberately avoid ``actions_toolkit.core``: it imports ``requests`` (for
 OIDC) at import time, which would put the HTTP stack on the start-up path of
 every run, telemetry or not.
@@ -14,18 +14,32 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 from actions_toolkit.command import issue_command
-from actions_toolkit.file_command import prepare_key_value_message
 
 
 class ActionFailure(Exception):
     """A failure the user must act on: reported as one ``::error::``, never a traceback."""
 
-    def __init__(self, message: str, *, exit_code: int = 1, hint: str = "") -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        exit_code: int = 1,
+        hint: str = "",
+        outputs: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.exit_code = exit_code
         # Longer explanation for the job summary (Markdown); optional.
         self.hint = hint
+        # Outputs the failed step still sets (never a credential); the run's private
+        # directory, which holds what they name, is then kept.
+        self.outputs = dict(outputs or {})
+
+
+def describe_os_error(exc: OSError) -> str:
+    """``No space left on device`` rather than ``[Errno 28] ...``."""
+    return exc.strerror or type(exc).__name__
 
 
 def _command(name: str, message: str, properties: Mapping[str, str] | None = None) -> None:
@@ -61,6 +75,10 @@ def debug(message: str) -> None:
     _command("debug", message)
 
 
+def notice(message: str) -> None:
+    _command("notice", message)
+
+
 def warning(message: str, title: str = "") -> None:
     _command("warning", message, {"title": title} if title else None)
 
@@ -88,26 +106,6 @@ def group(title: str) -> Iterator[None]:
         yield
     finally:
         _command("endgroup", "")
-
-
-def _append_file_command(variable: str, key: str, value: str) -> None:
-    path = os.environ.get(variable)
-    if not path:
-        raise ActionFailure(
-            f"{variable} is not set: this step must run inside a GitHub Actions job (or act)"
-        )
-    with open(path, "a", encoding="utf-8", newline="") as f:
-        f.write(prepare_key_value_message(key, value) + os.linesep)
-
-
-def set_output(name: str, value: str) -> None:
-    _append_file_command("GITHUB_OUTPUT", name, value)
-
-
-def export_variable(name: str, value: str) -> None:
-    """Make ``name=value`` visible to the later steps of the job."""
-    _append_file_command("GITHUB_ENV", name, value)
-    os.environ[name] = value
 
 
 def append_summary(markdown: str) -> None:

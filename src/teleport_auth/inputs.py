@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from teleport_auth.gha import ActionFailure
 from teleport_auth.goduration import DurationError, parse_duration_ns
@@ -36,8 +36,7 @@ class InputError(ActionFailure):
     """A bad input: the message names the input and what was expected."""
 
 
-@dataclass(frozen=True)
-class Inputs:
+class Inputs(NamedTuple):
     """The shared inputs, validated."""
 
     proxy: str
@@ -47,10 +46,11 @@ class Inputs:
     disable_env_vars: bool
     # Values accepted as the original accepts them, but worth a ::warning::.
     warnings: tuple[str, ...] = ()
+    # What the step changed in a value, worth a ::notice:: (a proxy URL made an address).
+    notices: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class Consent:
+class Consent(NamedTuple):
     """Whether the user opted in to anonymous telemetry, and why not if the value was odd."""
 
     enabled: bool
@@ -63,7 +63,25 @@ def env_name(name: str) -> str:
 
 
 def raw_input(env: Mapping[str, str], name: str) -> str:
-    return env.get(env_name(name), "")
+    """The input as the runner passed it; bytes that are not UTF-8 are refused, naming it."""
+    value = env.get(env_name(name), "")
+    require_utf8(name, value)
+    return value
+
+
+def require_utf8(name: str, value: str) -> None:
+    """Python keeps environment bytes that are not UTF-8 as lone surrogates (PEP 383).
+
+    No config, output or message can carry them (tbot's YAML parser refuses them
+    even escaped), so they are refused here, without repeating the value.
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(
+            f"Input '{name}' must be UTF-8 text, and it holds bytes that are not "
+            "(is the runner's environment in another encoding?)."
+        ) from None
 
 
 def shown(value: str) -> str:
@@ -72,25 +90,61 @@ def shown(value: str) -> str:
     return repr(text)
 
 
-def validate_proxy(value: str) -> str:
+# A URL's scheme (RFC 3986): what tbot's address parser splits off before the host.
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+# The schemes Teleport's ParseAddr takes for an address; only the host part is used.
+_PROXY_SCHEMES = frozenset({"https", "http", "tcp"})
+_PROXY_EXPECTED = (
+    "Teleport Proxy address as host[:port] or https://host[:port], e.g. tele.example.com:443"
+)
+
+
+def parse_proxy(value: str) -> tuple[str, str]:
+    """The proxy as tbot is given it (``host[:port]``), and a notice when a URL was normalised.
+
+    tbot (Teleport's ParseAddr) reads ``host:port``, or a ``tcp``, ``http`` or
+    ``https`` URL of which it keeps the host part; the original passes the value
+    on unchanged. Here a URL form becomes ``host[:port]`` (also for
+    ``TELEPORT_PROXY``), and anything beyond the host (a path other than ``/``,
+    a query, user info) is refused rather than silently dropped.
+    """
     proxy = value.strip()
-    expected = "Teleport Proxy address as host[:port], e.g. tele.example.com:443"
+    expected = _PROXY_EXPECTED
     if not proxy:
         raise InputError(f"Input 'proxy' is required: the {expected}.")
     if _BAD_CHARS.search(proxy):
         raise InputError(
             f"Input 'proxy' must not contain whitespace or control characters: give the {expected}."
         )
-    if "://" in proxy or any(c in proxy for c in "/?#@\\"):
-        raise InputError(
-            f"Input 'proxy' must be the {expected}, without a scheme, user, path or query."
-        )
+    notice = ""
+    scheme = _SCHEME.match(proxy)
+    if scheme is not None:
+        if scheme.group(1).lower() not in _PROXY_SCHEMES:
+            raise InputError(
+                f"Input 'proxy' must be the {expected}: tbot takes only an https://, http:// "
+                "or tcp:// URL there."
+            )
+        address = proxy[scheme.end() :]
+        address = address[:-1] if address.endswith("/") else address
+        if any(c in address for c in "/?#@\\"):
+            raise InputError(
+                f"Input 'proxy' must be the {expected}, without a user, path or query."
+            )
+        notice = f"Input 'proxy' is a URL: tbot is given the address {address}."
+        proxy = address
+    elif "://" in proxy or any(c in proxy for c in "/?#@\\"):
+        raise InputError(f"Input 'proxy' must be the {expected}, without a user, path or query.")
     host, port = _split_host_port(proxy)
     if port is not None and not (_PORT.fullmatch(port) and 1 <= int(port) <= 65535):
         raise InputError(f"Input 'proxy' has an invalid port: expected the {expected}.")
     if not _valid_host(host):
         raise InputError(f"Input 'proxy' has an invalid host name: expected the {expected}.")
-    return proxy
+    return proxy, notice
+
+
+def validate_proxy(value: str) -> str:
+    """The proxy as tbot is given it; see ``parse_proxy``."""
+    return parse_proxy(value)[0]
 
 
 def _split_host_port(proxy: str) -> tuple[str, str | None]:
@@ -271,11 +325,13 @@ def telemetry_consent(env: Mapping[str, str]) -> Consent:
 def read_inputs(env: Mapping[str, str]) -> Inputs:
     """Validate the shared inputs; raise InputError for the first bad one."""
     disable_env_vars, warning = lenient_bool("disable-env-vars", raw_input(env, "disable-env-vars"))
+    proxy, notice = parse_proxy(raw_input(env, "proxy"))
     return Inputs(
-        proxy=validate_proxy(raw_input(env, "proxy")),
+        proxy=proxy,
         token=validate_token(raw_input(env, "token")),
         certificate_ttl=validate_certificate_ttl(raw_input(env, "certificate-ttl")),
         ca_pins=validate_ca_pins(raw_input(env, "ca-pins")),
         disable_env_vars=disable_env_vars,
         warnings=(warning,) if warning else (),
+        notices=(notice,) if notice else (),
     )

@@ -12,20 +12,26 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
-from actions_toolkit.file_command import prepare_key_value_message
-
-from teleport_auth.gha import ActionFailure
-
-
-def describe_os_error(exc: OSError) -> str:
-    """``No space left on device`` rather than ``[Errno 28] ...``."""
-    return exc.strerror or type(exc).__name__
+from teleport_auth.gha import ActionFailure, describe_os_error
+from teleport_auth.uuids import uuid4
 
 
-@dataclass
-class _File:
+def key_value_message(key: str, value: str) -> str:
+    """One ``name<<delimiter`` entry of a file command, with a fresh random delimiter.
+
+    The multi-line form GitHub documents (the one actions-toolkit writes), so a
+    value may hold any text; a key or value that contained the delimiter would
+    be refused, which a fresh UUID makes impossible in practice.
+    """
+    delimiter = f"ghadelimiter_{uuid4()}"
+    if delimiter in key or delimiter in value:
+        raise ActionFailure(f"Output or variable {key!r} holds its own delimiter.")
+    return f"{key}<<{delimiter}\n{value}\n{delimiter}"
+
+
+class _File(NamedTuple):
     variable: str
     path: str
     fd: int
@@ -68,7 +74,7 @@ class RunnerFiles:
         written: list[tuple[_File, int]] = []
         for file in self._files:
             data = "".join(
-                prepare_key_value_message(key, value) + "\n"
+                key_value_message(key, value) + "\n"
                 for key, value in contents[file.variable].items()
             ).encode("utf-8")
             if not data:

@@ -2,44 +2,44 @@
 
 from __future__ import annotations
 
-import shutil
+import contextlib
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from teleport_auth import __version__, cancel, gha
+from teleport_auth import HELPER_VERSION, cancel, gha
+from teleport_auth.config import make_private_dir
+from teleport_auth.context import Context
 from teleport_auth.family import member as find_member
-from teleport_auth.family.spec import Member, Published, Version
+from teleport_auth.family.spec import Member, Published, Requirement
 from teleport_auth.gha import ActionFailure
-from teleport_auth.inputs import Inputs, raw_input, read_inputs, telemetry_consent
+from teleport_auth.inputs import Inputs, read_inputs, telemetry_consent
 from teleport_auth.oneshot import run_oneshot
-from teleport_auth.run_context import Context, make_private_dir
 from teleport_auth.runner_files import RunnerFiles
-from teleport_auth.tbot import TbotVersion, find_tbot, read_version
+from teleport_auth.tbot import SETUP_HINT, TbotVersion, find_tbot, read_version
 from teleport_auth.telemetry import HELPER_ENV, HELPER_VERSION_ENV, consent_line
 
 if TYPE_CHECKING:
-    pass
+    from teleport_auth.daemon import RunningTbot
 
-SETUP_HINT = (
-    "Install tbot before this step, for example with "
-    "[`teleport-actions/setup`](https://github.com/teleport-actions/setup)."
-)
-_TELEMETRY_BROKEN = (
-    "Anonymous telemetry failed inside the action ({error}); nothing more is sent. "
-    "Authentication is not affected."
-)
+# GitHub gives a job these only with `permissions: id-token: write`; without them
+# tbot's GitHub join fails ("ACTIONS_ID_TOKEN_REQUEST_URL environment variable missing").
+OIDC_VARIABLES = ("ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKEN")
 
 
-def mask_user_values(env: Mapping[str, str]) -> None:
-    # Before anything else is printed: the token and the proxy never show in the log.
-    for name in ("token", "proxy"):
-        value = raw_input(env, name).strip()
-        if value:
-            gha.add_mask(value)
+def check_oidc(env: Mapping[str, str]) -> None:
+    """Fail before tbot starts when the job cannot get an OIDC token to join with."""
+    missing = [name for name in OIDC_VARIABLES if not env.get(name)]
+    if missing:
+        raise ActionFailure(
+            f"This job cannot get a GitHub OIDC token ({' and '.join(missing)} not set), "
+            "which tbot needs to join: give the job `permissions: id-token: write` (in the "
+            "workflow or the job; a job that sets `permissions:` gets only what it lists). "
+            "Pull requests from forks get no OIDC token at all.",
+        )
 
 
-def _member(key: str) -> Member[Any]:
+def _member(key: str) -> Member:
     found = find_member(key)
     if found is None:
         # Only a hand-edited action.yml gets here.
@@ -60,7 +60,7 @@ def _runner_temp(env: Mapping[str, str]) -> Path:
     return temp
 
 
-def _check_versions(version: TbotVersion, requirements: tuple[tuple[Version, str], ...]) -> None:
+def _check_versions(version: TbotVersion, requirements: tuple[Requirement, ...]) -> None:
     for minimum, what in requirements:
         if not version.at_least(minimum):
             wanted = ".".join(map(str, minimum))
@@ -71,7 +71,7 @@ def _check_versions(version: TbotVersion, requirements: tuple[tuple[Version, str
 
 
 def _summary(
-    member: Member[Any],
+    member: Member,
     version: TbotVersion,
     published: Published,
     exported: str,
@@ -91,7 +91,7 @@ def _summary(
     return "\n".join(lines)
 
 
-def _exported(member: Member[Any], inputs: Inputs) -> str:
+def _exported(member: Member, inputs: Inputs) -> str:
     if not member.exports:
         return "none"
     if inputs.disable_env_vars:
@@ -100,13 +100,15 @@ def _exported(member: Member[Any], inputs: Inputs) -> str:
 
 
 def run(env: MutableMapping[str, str], member_key: str = "") -> int:
-    mask_user_values(env)
     member = _member(member_key)
     inputs = read_inputs(env)
-    own = member.read(env)
-    for message in (*inputs.warnings, *member.warnings(own)):
+    plan = member.read(env)
+    for message in inputs.notices:
+        gha.notice(message)
+    for message in (*inputs.warnings, *plan.warnings()):
         gha.warning(message)
     temp = _runner_temp(env)
+    check_oidc(env)
     consent = telemetry_consent(env)
     if consent.warning:
         gha.warning(consent.warning, title="Anonymous telemetry")
@@ -114,41 +116,49 @@ def run(env: MutableMapping[str, str], member_key: str = "") -> int:
 
     # The helper fields, set where tbot and our event both read them.
     env[HELPER_ENV] = member.helper
-    env[HELPER_VERSION_ENV] = __version__
+    env[HELPER_VERSION_ENV] = HELPER_VERSION
 
     tbot = find_tbot(env)
     version = read_version(tbot, env)
     gha.info(f"Using tbot {version.describe()} ({tbot}).")
-    _check_versions(version, member.requirements(own))
+    _check_versions(version, member.requirements(plan))
 
     exporting = bool(member.exports) and not inputs.disable_env_vars
     files = RunnerFiles.open(env, with_env=exporting)
     destination: Path | None = None
-    background: Any = None  # a daemon member's running tbot, once it is up
+    running: RunningTbot | None = None  # a daemon member's tbot, once it is up
     try:
         destination = make_private_dir(temp)
-        context = Context(env, member, own, inputs, tbot, version, destination, consent.enabled)
-        if member.daemon is not None:
+        context = Context(env, member, plan, inputs, tbot, version, destination, consent.enabled)
+        settings = plan.background()
+        if settings is not None:
             # Only a daemon member loads the daemon code (http.client and all).
-            from teleport_auth.background import run_daemon  # noqa: PLC0415
+            from teleport_auth.background import run_background  # noqa: PLC0415
 
-            published, telemetry, background = run_daemon(context, member.daemon(own))
+            published, telemetry, running = run_background(context, settings)
         else:
             published, telemetry = run_oneshot(context)
         # All or nothing: a signal from here on no longer undoes the step, so
         # what is published stays true; before this line it undoes everything.
         with cancel.final():
             files.publish(published.outputs, published.exports if exporting else {})
-    except BaseException:
-        # All or nothing: a failed step leaves no identity, log or tbot behind.
-        if background is not None:
+    except BaseException as exc:
+        # All or nothing: a failed step leaves no identity, log or tbot behind,
+        # except a failed daemon start's log, which it names in its outputs.
+        kept = exc.outputs if isinstance(exc, ActionFailure) else {}
+        if running is not None:
             from teleport_auth.daemon import stop  # noqa: PLC0415
 
             with cancel.deferred():
-                stop(background)
-        if destination is not None:
+                stop(running)
+        if destination is not None and not kept:
+            import shutil  # noqa: PLC0415 - only a failed step removes a whole directory
+
             with cancel.deferred():
                 shutil.rmtree(destination, ignore_errors=True)
+        if kept:
+            with cancel.deferred(), contextlib.suppress(ActionFailure):
+                files.publish(kept, {})
         raise
     finally:
         files.close()

@@ -6,15 +6,14 @@ import contextlib
 import os
 import re
 import select
-import shutil
 import signal
 import subprocess
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
-from teleport_auth import HELPER_NAME, __version__, cancel, gha
+from teleport_auth import HELPER_NAME, HELPER_VERSION, cancel, gha
 from teleport_auth.cancel import Cancelled
 from teleport_auth.gha import ActionFailure
 from teleport_auth.relay import LineRelay
@@ -29,14 +28,13 @@ _ERROR_LINE = re.compile(r"^ERROR:\s*(?P<message>.*\S)")
 
 # Variables left over from an earlier auth step clash with our config: tbot refuses to start.
 _DROPPED_FROM_TBOT_ENV = ("TELEPORT_PROXY", "TELEPORT_AUTH_SERVER")
-_SETUP_HINT = (
+SETUP_HINT = (
     "Install tbot before this step, for example with "
     "[`teleport-actions/setup`](https://github.com/teleport-actions/setup)."
 )
 
 
-@dataclass(frozen=True, order=True)
-class TbotVersion:
+class TbotVersion(NamedTuple):
     major: int
     minor: int
     patch: int
@@ -75,12 +73,21 @@ def parse_version(output: str) -> TbotVersion:
     raise ValueError("no 'Teleport vX.Y.Z' line")
 
 
+def _which(name: str, path: str | None) -> str | None:
+    """``shutil.which`` for a plain name (without loading shutil on every run)."""
+    for directory in (path if path is not None else os.defpath).split(os.pathsep):
+        candidate = os.path.join(directory, name)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
 def find_tbot(env: Mapping[str, str]) -> str:
-    path = shutil.which("tbot", path=env.get("PATH"))
+    path = _which("tbot", env.get("PATH"))
     if path is None:
         raise ActionFailure(
             "tbot was not found on PATH. Install it first with teleport-actions/setup.",
-            hint=_SETUP_HINT,
+            hint=SETUP_HINT,
         )
     return path
 
@@ -98,7 +105,7 @@ def read_version(tbot: str, env: Mapping[str, str]) -> TbotVersion:
             check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ActionFailure(f"Could not run `tbot version`: {exc}", hint=_SETUP_HINT) from None
+        raise ActionFailure(f"Could not run `tbot version`: {exc}", hint=SETUP_HINT) from None
     try:
         return parse_version(done.stdout)
     except ValueError:
@@ -106,7 +113,7 @@ def read_version(tbot: str, env: Mapping[str, str]) -> TbotVersion:
         raise ActionFailure(
             f"Could not read the version of tbot from `tbot version` (exit code "
             f"{done.returncode}, first line {first[:120]!r}).",
-            hint=_SETUP_HINT,
+            hint=SETUP_HINT,
         ) from None
 
 
@@ -124,12 +131,11 @@ def tbot_env(env: Mapping[str, str]) -> dict[str, str]:
     result[OPT_IN_ENV] = "0"
     # The member's helper fields, as the step set them (auth's when called alone).
     result[HELPER_ENV] = env.get(HELPER_ENV) or HELPER_NAME
-    result[HELPER_VERSION_ENV] = env.get(HELPER_VERSION_ENV) or __version__
+    result[HELPER_VERSION_ENV] = env.get(HELPER_VERSION_ENV) or HELPER_VERSION
     return result
 
 
-@dataclass(frozen=True)
-class RunResult:
+class RunResult(NamedTuple):
     exit_code: int
     last_error: str
     seconds: float
@@ -173,7 +179,7 @@ def run_start(tbot: str, config_path: Path, env: Mapping[str, str], *, debug: bo
                 stderr=subprocess.STDOUT,
             )
         except OSError as exc:
-            raise ActionFailure(f"Could not start tbot: {exc}", hint=_SETUP_HINT) from None
+            raise ActionFailure(f"Could not start tbot: {exc}", hint=SETUP_HINT) from None
         _supervise(proc, output)
     return RunResult(proc.returncode, output.last_error, time.monotonic() - started)
 
@@ -200,14 +206,14 @@ class _Output:
         gha.info(text)
 
 
-@dataclass
 class _Stop:
     """A cancellation seen while tbot's output was being relayed."""
 
-    signum: int
-    tbot_running: bool
-    kill_at: float
-    killed_because: str = ""
+    def __init__(self, signum: int, tbot_running: bool, kill_at: float) -> None:
+        self.signum = signum
+        self.tbot_running = tbot_running
+        self.kill_at = kill_at
+        self.killed_because = ""
 
     def outcome(self) -> str:
         name = signal.Signals(self.signum).name
@@ -289,7 +295,7 @@ def _wait_a_tick(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=_TICK_SECONDS)
 
 
-def describe_exit(code: int) -> str:
+def describe_exit(code: int, *, exited: str = "failed with exit code") -> str:
     """tbot's exit status in words; a signal shows as the shell would report it."""
     if code < 0:
         try:
@@ -297,7 +303,7 @@ def describe_exit(code: int) -> str:
         except ValueError:
             name = f"signal {-code}"
         return f"was killed by {name}"
-    return f"failed with exit code {code}"
+    return f"{exited} {code}"
 
 
 def step_exit_code(code: int) -> int:

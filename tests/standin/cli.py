@@ -115,7 +115,7 @@ def start(inv: Invocation, env: Mapping[str, str], run: Run) -> int:
     console = Logger(debug_enabled=inv.debug)
     if inv.config_path is None:
         fail("the tbot stand-in needs a config file: tbot start -c PATH")
-    run.config = load_config(inv.config_path)
+    run.config = load_config(inv.config_path, env.get("STANDIN_TBOT_GOYAML", ""))
     cfg = decode_config(run.config, env)
     daemon = None
     if not cfg.oneshot:
@@ -172,7 +172,7 @@ def join_and_write(
         print_error(message)
         return int(code) if code.strip().lstrip("-").isdigit() else 1
     console.info("TBOT:IDENTITY", "Fetched new bot identity.", "tbot/service_bot_identity.go:240")
-    write_outputs(cfg, console)
+    write_outputs(cfg, console, env)
     if not cfg.oneshot:
         return None
     for svc in cfg.services:

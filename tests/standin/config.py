@@ -172,6 +172,7 @@ class BotConfig:
         self.oneshot = False
         self.fips = False
         self.diag_addr = ""
+        self.certificate_ttl = ""
 
     @property
     def address(self) -> str:
@@ -310,6 +311,8 @@ def decode_config(raw: YamlMap, env: Mapping[str, str]) -> BotConfig:
     cfg.proxy_server = dec.string(raw, "proxy_server")
     cfg.auth_server = dec.string(raw, "auth_server")
     dec.duration(raw, "certificate_ttl")
+    ttl = raw.get("certificate_ttl")
+    cfg.certificate_ttl = ttl if isinstance(ttl, str) else ""
     dec.duration(raw, "renewal_interval")
     cfg.oneshot = dec.boolean(raw, "oneshot")
     cfg.debug = dec.boolean(raw, "debug")

@@ -34,7 +34,7 @@ def directory(path: Path) -> dict[str, str]:
 
 
 def action_config(out_dir: Path) -> Config:
-    """The config the auth action writes (FACTS.md section 1)."""
+    """The config the auth action writes (docs/compatibility.md)."""
     return {
         "version": "v2",
         "proxy_server": PROXY,
@@ -47,7 +47,7 @@ def action_config(out_dir: Path) -> Config:
 
 
 def base_config(*, oneshot: bool = True) -> Config:
-    """The config every action of the family starts from (FACTS.md section 5)."""
+    """The config every action of the family starts from (docs/compatibility.md)."""
     config = action_config(Path("unused"))
     config.update(oneshot=oneshot, outputs=[], services=[])
     return config
@@ -62,7 +62,7 @@ def output_config(out_dir: Path, kind: str, **keys: object) -> Config:
     return config
 
 
-# The services entry each daemon action writes, by service type (FACTS.md section 5).
+# The services entry each daemon action writes, by service type (docs/compatibility.md).
 TUNNEL_ENTRIES: dict[str, Config] = {
     "database-tunnel": {"roles": [], "service": "pg", "database": "app", "username": "bot"},
     "application-tunnel": {"roles": [], "app_name": "grafana"},

@@ -5,12 +5,17 @@ Every output type that carries an identity writes the identity files
 (unless ``ssh_config: off``), a kubernetes output adds ``kubeconfig.yaml``, an
 application output with ``specific_tls_naming`` adds ``tls.crt``, ``tls.key`` and
 ``tls.cas``. Files are 0600, new directories 0700.
+
+The keys and certificates are random bytes shaped like PEM and OpenSSH text,
+or, with ``STANDIN_TBOT_CA`` set, real ones from that throwaway CA (pki.py).
 """
 
 from __future__ import annotations
 
 import base64
+import datetime
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
@@ -76,16 +81,62 @@ def teleport_cluster(cfg: BotConfig, out: Output) -> str:
     return out.cluster or split_address(cfg.address)[0]
 
 
-def render_identity(out: Output, dest: Path, cfg: BotConfig) -> dict[str, str]:
+class Material:
+    """An output's key, public key, SSH and TLS certificates and the CAs beside them."""
+
+    def __init__(self, env: Mapping[str, str], cfg: BotConfig) -> None:
+        ca_folder = env.get("STANDIN_TBOT_CA", "")
+        if ca_folder:
+            self._issue(Path(ca_folder), cfg)
+            return
+        self.key = fake_pem("RSA PRIVATE KEY", 1190)
+        self.public = f"ssh-rsa {fake_ssh_blob('ssh-rsa', 256)}\n"
+        cert_type = "ssh-rsa-cert-v01@openssh.com"
+        self.cert = f"{cert_type} {fake_ssh_blob(cert_type, 900)}\n"
+        self.tls = fake_pem("CERTIFICATE", 1100)
+        self.host_ca, self.user_ca, self.db_ca = (fake_pem("CERTIFICATE", 900) for _ in range(3))
+        self.host_ca_ssh = f"ssh-rsa {fake_ssh_blob('ssh-rsa', 256)}"
+
+    def _issue(self, folder: Path, cfg: BotConfig) -> None:
+        try:
+            from . import pki  # cryptography only when asked for
+        except ImportError as exc:
+            fail(f"tbot stand-in: STANDIN_TBOT_CA needs the cryptography package: {exc}")
+        try:
+            made = pki.issue(folder, username="bot-stand-in", ttl=_ttl(cfg))
+        except ValueError as exc:
+            fail(f"tbot stand-in: {exc}")
+        self.key, self.public, self.cert, self.tls = (
+            made.key,
+            made.public,
+            made.ssh_cert,
+            made.tls_cert,
+        )
+        # One throwaway CA stands in for Teleport's host, user and database CAs.
+        self.host_ca = self.user_ca = self.db_ca = made.ca_cert
+        self.host_ca_ssh = made.ca_ssh
+
+
+def _ttl(cfg: BotConfig) -> datetime.timedelta | None:
+    if not cfg.certificate_ttl:
+        return None
+    from teleport_auth.goduration import DurationError, parse_duration_ns
+
+    try:
+        return datetime.timedelta(microseconds=parse_duration_ns(cfg.certificate_ttl) // 1000)
+    except DurationError:
+        return None  # the config check refused it already
+
+
+def render_identity(
+    out: Output, dest: Path, cfg: BotConfig, material: Material | None = None
+) -> dict[str, str]:
     address = cfg.address
     host = split_address(address)[0]
     cluster = teleport_cluster(cfg, out)
-    key = fake_pem("RSA PRIVATE KEY", 1190)
-    public = f"ssh-rsa {fake_ssh_blob('ssh-rsa', 256)}\n"
-    cert = f"ssh-rsa-cert-v01@openssh.com {fake_ssh_blob('ssh-rsa-cert-v01@openssh.com', 900)}\n"
-    tls = fake_pem("CERTIFICATE", 1100)
-    host_ca, user_ca, db_ca = (fake_pem("CERTIFICATE", 900) for _ in range(3))
-    host_ca_ssh = f"ssh-rsa {fake_ssh_blob('ssh-rsa', 256)}"
+    m = material or Material({}, cfg)
+    key, public, cert, tls = m.key, m.public, m.cert, m.tls
+    host_ca, user_ca, db_ca, host_ca_ssh = m.host_ca, m.user_ca, m.db_ca, m.host_ca_ssh
     known_hosts = (
         f"@cert-authority {cluster},*.{cluster} {host_ca_ssh} type=host clustername={cluster}\n"
     )
@@ -199,7 +250,7 @@ def write_file(path: Path, content: str, symlinks: str) -> None:
         handle.write(content)
 
 
-def write_outputs(cfg: BotConfig, console: Logger) -> None:
+def write_outputs(cfg: BotConfig, console: Logger, env: Mapping[str, str]) -> None:
     for out in cfg.outputs:
         dest = out.destination
         if out.kind not in IDENTITY_OUTPUT_TYPES or dest.kind != "directory":
@@ -216,7 +267,8 @@ def write_outputs(cfg: BotConfig, console: Logger) -> None:
             ensure_directory(directory)
         except OSError as exc:
             fail(f"initializing destination {directory}: {os_error(exc)}")
-        for name, content in render_identity(out, directory, cfg).items():
+        files = render_identity(out, directory, cfg, Material(env, cfg))
+        for name, content in files.items():
             write_file(directory / name, content, dest.symlinks)
         console.info(
             "TBOT:OUTPUTS",

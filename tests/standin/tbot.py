@@ -37,6 +37,11 @@ Knobs, all read from the environment:
     [...], "config": ..., "reported": bool}``. ``config`` is the parsed config as
     is (token included: the record is a test artifact and tests check what the
     action passed).
+``STANDIN_TBOT_GOYAML``
+    Path of a build of ``tests/goyaml`` (the test suite sets it when Go is
+    installed): the config is read with Go's yaml.v3 first, tbot's own parser,
+    and refused as tbot refuses it; the stand-in also fails if PyYAML reads it
+    differently.
 
 Daemon knobs (``oneshot: false``):
 

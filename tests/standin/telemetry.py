@@ -41,8 +41,9 @@ def telemetry_enabled(env: Mapping[str, str]) -> bool:
 
 
 def destination_counts(cfg: BotConfig) -> dict[str, int]:
-    """tbot's counting: every output and service is one destination; only
-    application, database and kubernetes (v1) outputs have their own field."""
+    """tbot's counting: every output is one destination (services are not
+    counted); only application, database and kubernetes (v1) outputs have
+    their own field."""
     counts = {
         "destinations_other": 0,
         "destinations_database": 0,
@@ -53,7 +54,6 @@ def destination_counts(cfg: BotConfig) -> dict[str, int]:
     for out in cfg.outputs:
         field = f"destinations_{out.kind}" if out.kind in own_field else "destinations_other"
         counts[field] += 1
-    counts["destinations_other"] += len(cfg.services)
     return counts
 
 

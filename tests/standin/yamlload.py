@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -77,15 +79,21 @@ _Loader.add_constructor("tag:yaml.org,2002:map", _construct_map)
 _Loader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
 
 
-def load_config(path: str) -> YamlMap:
+def load_config(path: str, goyaml: str = "") -> YamlMap:
+    """The config as tbot reads it. ``goyaml``: a build of tests/goyaml (STANDIN_TBOT_GOYAML),
+    to read it with Go's yaml.v3 first, tbot's own parser, and fail as tbot does."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         fail(f"failed to open file: {path}: open {path}: {os_error(exc)}")
+    go_document = _read_with_yaml_v3(goyaml, path) if goyaml else None
     try:
         data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
     except yaml.YAMLError as exc:
         fail(f"failed parsing config file version: yaml: {' '.join(str(exc).split())}")
+    if goyaml and json.loads(json.dumps(data, default=str)) != go_document:
+        # Not tbot's behaviour: the stand-in itself would be reading the file wrong.
+        fail("tbot stand-in: PyYAML and Go's yaml.v3 read this config differently")
     if data is None:
         fail("failed parsing config file version: EOF")
     if not isinstance(data, YamlMap):
@@ -94,6 +102,16 @@ def load_config(path: str) -> YamlMap:
             f"line 1: cannot unmarshal {tag(data)} into struct {{ Version config.Version }}"
         )
     return data
+
+
+def _read_with_yaml_v3(goyaml: str, path: str) -> Any:
+    done = subprocess.run([goyaml, path], capture_output=True, text=True, timeout=60, check=False)
+    if done.returncode != 0:
+        fail(f"tbot stand-in: {goyaml} failed: {done.stderr.strip()}")
+    parsed = json.loads(done.stdout)
+    if "error" in parsed:  # yaml.v3's own message, "yaml: ...", as tbot prints it
+        fail(f"failed parsing config file version: {' '.join(parsed['error'].split())}")
+    return parsed.get("document")
 
 
 def tag(value: object) -> str:

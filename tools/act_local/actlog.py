@@ -21,6 +21,12 @@ _READ = re.compile(
 _SET_OUTPUT = "::set-output:: "
 # In host mode (-self-hosted) act needs no Docker, but says so anyway.
 _DOCKER_NOISE = "Couldn't get a valid docker connection"
+# act says this for every step it serves from a --local-repository folder: the
+# mappings are printed once before the run instead.
+_CACHE_CHATTER = "LocalRepositoryCache "
+# act echoes these commands of a composite action's inner step again for the
+# outer step (outputs, variables, the job summary): shown once per step.
+_ECHOED = frozenset({"set-env", "set-output", "add-path", "summary", "add-mask"})
 
 
 @dataclass
@@ -43,6 +49,8 @@ class Step:
 @dataclass
 class Job:
     name: str
+    job_id: str = ""
+    matrix: dict[str, Any] = field(default_factory=dict)
     result: str | None = None
     steps: dict[tuple[str, ...], Step] = field(default_factory=dict)
     # What its steps printed (masked): where an event's distinct_id shows which job sent it.
@@ -54,9 +62,15 @@ class Job:
 
 @dataclass
 class ActLog:
-    """Reads act's JSON lines one at a time; returns what to show for each."""
+    """Reads act's JSON lines one at a time; returns what to show for each.
 
+    Unless ``verbose``, act's Docker warning, its note on each --local-repository step
+    and its repeated command echoes are left out.
+    """
+
+    verbose: bool = False
     jobs: dict[str, Job] = field(default_factory=dict)
+    _echoed: set[tuple[str, ...]] = field(default_factory=set)
 
     def feed(self, line: str) -> str | None:
         try:
@@ -72,16 +86,34 @@ class ActLog:
             return None
         name = entry.get("job")
         if not isinstance(name, str):
-            if _DOCKER_NOISE in message:
+            if _DOCKER_NOISE in message and not self.verbose:
                 return None
             return f"act: {entry.get('level', 'info')}: {message}"
         # act pads job names to align its columns.
         job = self.jobs.setdefault(name.strip(), Job(name.strip()))
         self._record(job, entry, message)
+        if not self.verbose and (
+            message.startswith(_CACHE_CHATTER) or self._repeated(job, entry, message)
+        ):
+            return None
         return _render(name, entry, message)
+
+    def _repeated(self, job: Job, entry: dict[str, Any], message: str) -> bool:
+        if entry.get("command") not in _ECHOED:
+            return False
+        outer = [str(i) for i in entry.get("stepID") or ()][:1]
+        key = (job.name, str(entry.get("stage", "")), *outer, message)
+        if key in self._echoed:
+            return True
+        self._echoed.add(key)
+        return False
 
     def _record(self, job: Job, entry: dict[str, Any], message: str) -> None:
         ids = tuple(str(i) for i in entry.get("stepID") or ())
+        if isinstance(entry.get("jobID"), str):
+            job.job_id = entry["jobID"]
+        if isinstance(entry.get("matrix"), dict) and entry["matrix"]:
+            job.matrix = entry["matrix"]
         if isinstance(entry.get("jobResult"), str):
             job.result = entry["jobResult"]
         if entry.get("raw_output") is True:
@@ -102,9 +134,13 @@ class ActLog:
 
 
 def _render(job: str, entry: dict[str, Any], message: str) -> str:
-    """A line as act's text log shows it (without colours)."""
+    """A line as act's text log shows it (without colours), each line of it tagged
+    with its job: a job summary spans several, and matrix jobs interleave."""
     if entry.get("level") == "debug":
-        return f"[{job}] [DEBUG] {message}"
-    if entry.get("raw_output") is True:
-        return f"[{job}]   | {message}"
-    return f"[{job}] {message}"
+        prefix = f"[{job}] [DEBUG] "
+    elif entry.get("raw_output") is True:
+        prefix = f"[{job}]   | "
+    else:
+        prefix = f"[{job}] "
+    first, *more = message.split("\n")
+    return "\n".join([prefix + first, *(f"[{job}]   {line}" for line in more)])

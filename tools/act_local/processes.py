@@ -1,4 +1,4 @@
-"""The processes around an act run: the collector, the tbot on PATH, leftover daemons."""
+"""The processes around an act run: the collector, the tbot on PATH and its CA, leftover daemons."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 # A safety net: the collector stops by itself even if this run is killed outright.
 COLLECTOR_EXIT_AFTER = 6 * 3600
+# A tbot's command line: the binary itself, or the stand-in's script run by python.
+_TBOT_NAMES = (b"tbot", b"tbot.py")
 
 
 class SetupError(Exception):
@@ -88,6 +90,52 @@ def put_tbot_on_path(bin_dir: Path, tbot: Path | None) -> str:
     return f"the tbot stand-in ({installer.parent / 'tbot.py'})"
 
 
+def make_throwaway_ca(folder: Path) -> None:
+    """A CA for this run only, which signs the stand-in's certificates (tests/standin/pki.py)."""
+    subprocess.run(
+        [sys.executable, "-I", str(ROOT / "tests" / "standin" / "pki.py"), str(folder)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        timeout=60,
+    )
+
+
+def _stop(pid: int) -> None:
+    """SIGTERM, then SIGKILL if it is still there after a bounded wait."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if Path(f"/proc/{pid}").exists():
+            os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def stop_tbots_under(folder: Path) -> list[int]:
+    """End every tbot whose command line names a path under ``folder``; returns their pids.
+
+    A daemon member's tbot reads its config from the job's RUNNER_TEMP, which is
+    under this run's private folder: this finds the ones a job left behind even
+    when the run was cut short (Ctrl-C, a failed job) and reported no pid.
+    """
+    needle = str(folder).encode()
+    stopped = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        args = cmdline.split(b"\0")
+        if any(os.path.basename(a) in _TBOT_NAMES for a in args) and needle in cmdline:
+            _stop(int(entry.name))
+            stopped.append(int(entry.name))
+    return stopped
+
+
 def stop_leftover_tbot(pid_text: str, job: str) -> str | None:
     """End a daemon tbot a job left running, as GitHub's runner ends a job's processes.
 
@@ -101,13 +149,5 @@ def stop_leftover_tbot(pid_text: str, job: str) -> str | None:
         return None
     if pid <= 1 or b"tbot" not in cmdline:
         return None
-    try:
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if Path(f"/proc/{pid}").exists():
-            os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    _stop(pid)
     return f"act: stopped tbot (pid {pid}) left running by job {job}, as GitHub's runner would"

@@ -1,4 +1,5 @@
-"""The summary printed at the end: per job its outcome, our steps' outputs, its events."""
+"""The summary printed at the end: per job its outcome, our steps' outputs, its events;
+then GitHub's warnings about inputs, and what the jobs' credentials could reach."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from act_local.actlog import Job
+from act_local.workflows import SETUP_REPO, InputWarning
 
 OUTCOMES = {"success": "succeeded", "failure": "FAILED", "skipped": "skipped"}
 
@@ -26,7 +28,12 @@ def event_lines(event: dict[str, Any]) -> list[str]:
     return lines
 
 
-def summary(jobs: Iterable[Job], events: list[dict[str, Any]], collector_url: str) -> str:
+def summary(
+    jobs: Iterable[Job],
+    events: list[dict[str, Any]],
+    collector_url: str,
+    warnings: Iterable[InputWarning] = (),
+) -> str:
     jobs = list(jobs)
     lines = ["", "=" * 72, "Summary (python3 scripts/dev act)"]
     if not jobs:
@@ -35,9 +42,14 @@ def summary(jobs: Iterable[Job], events: list[dict[str, Any]], collector_url: st
     for job in jobs:
         outcome = OUTCOMES.get(job.result or "", job.result or "did not finish")
         lines.append(f"Job {job.name}: {outcome}")
-        if not job.steps:
+        if job.matrix:
+            lines.append(
+                "  matrix: " + ", ".join(f"{k}={_value(v)}" for k, v in job.matrix.items())
+            )
+        ours = [s for s in job.steps.values() if s.repo.lower() != SETUP_REPO]
+        if not ours:
             lines.append("  (no step of this job uses teleport-actions/auth)")
-        for step in job.steps.values():
+        for step in ours:
             lines.append(f"  step {'/'.join(step.ids)} ({step.name}): uses {step.uses}")
             if not step.outputs:
                 lines.append("    (no outputs)")
@@ -56,4 +68,27 @@ def summary(jobs: Iterable[Job], events: list[dict[str, Any]], collector_url: st
         for event in unclaimed:
             lines += event_lines(event)
     lines.append(f"Collector: {collector_url}, {len(events)} event(s) in all")
+    for warning in warnings:
+        lines.append(f"Warning (as on GitHub), {warning.where}: {warning.message}")
     return "\n".join(lines)
+
+
+def standin_note(*, tunnels: bool, backend: str) -> list[str]:
+    """What the stand-in's credentials are and what a connection made with them reaches."""
+    lines = [
+        "Teleport: a stand-in. tbot was the stand-in (tests/standin): it joined no cluster, and "
+        "the keys and certificates it wrote came from a throwaway CA made for this run. "
+        "kubectl, curl and psql read them and get as far as connecting to the addresses the "
+        "workflow named; nothing there trusts them."
+    ]
+    if tunnels and backend:
+        lines.append(
+            "Tunnels and the application proxy relayed every connection to "
+            f"STANDIN_TBOT_BACKEND ({backend})."
+        )
+    elif tunnels:
+        lines.append(
+            "Tunnels and the application proxy accepted every connection and closed it "
+            "(set STANDIN_TBOT_BACKEND=host:port to relay them to a server of yours)."
+        )
+    return lines

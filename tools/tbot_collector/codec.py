@@ -66,6 +66,69 @@ class ConnectError(Exception):
         return json.dumps({"code": self.code, "message": self.message}).encode()
 
 
+# What connect-go's handler accepts for a unary call, after canonicalizing the header:
+# its codec names "proto", "json" and "json; charset=utf-8", so no other parameter.
+CONTENT_TYPES = {
+    PROTO: PROTO,
+    JSON: JSON,
+    f"{JSON}; charset=utf-8": JSON,
+}
+# Go's MIME token: printable ASCII but space and ()<>@,;:\"/[]?=
+_WORD = r"[!#$%&'*+.^_`{|}~0-9A-Za-z-]+"
+_SIMPLE_TYPE = re.compile(r"[a-z0-9.-]*/?[a-z0-9.-]*")
+_MEDIA_TYPE = re.compile(rf"\s*({_WORD})(?:/({_WORD}))?\s*")
+_PARAMETER = re.compile(rf';\s*({_WORD})\s*=\s*({_WORD}|"(?:[^"\\]|\\.)*")\s*')
+
+
+def canonical_content_type(value: str) -> str:
+    """A Content-Type as connect-go compares it (canonicalizeContentType).
+
+    Go's mime.ParseMediaType then FormatMediaType: type and parameter names in
+    lower case, the charset's value too, parameters sorted, "; " between them,
+    a trailing ";" ignored. What does not parse stays as given (and matches nothing).
+    """
+    if _SIMPLE_TYPE.fullmatch(value):
+        return value
+    base = _MEDIA_TYPE.match(value)
+    if base is None:
+        return value
+    media_type = base.group(1).lower() + (f"/{base.group(2).lower()}" if base.group(2) else "")
+    rest = value[base.end() :]
+    params: dict[str, str] = {}
+    while rest.strip() and rest.strip() != ";":
+        match = _PARAMETER.match(rest)
+        if match is None or match.group(1).lower() in params:
+            return value
+        name, raw = match.group(1).lower(), match.group(2)
+        unquoted = re.sub(r"\\(.)", r"\1", raw[1:-1]) if raw.startswith('"') else raw
+        params[name] = unquoted.lower() if name == "charset" else unquoted
+        rest = rest[match.end() :]
+    return media_type + "".join(f"; {name}={_quoted(params[name])}" for name in sorted(params))
+
+
+def _quoted(value: str) -> str:
+    if re.fullmatch(_WORD, value):
+        return value
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def timeout_ms(value: str | None) -> int | None:
+    """Connect-Timeout-Ms as connect-go reads it: at most 10 characters, a base-10
+    integer (strconv.ParseInt); empty or missing is no timeout."""
+    text = (value or "").strip(" \t")
+    if not text:
+        return None
+    if len(text) > 10 or not _TIMEOUT.fullmatch(text):
+        raise ConnectError(
+            "invalid_argument", "connect-timeout-ms must be an integer of at most 10 digits"
+        )
+    return int(text)
+
+
+_TIMEOUT = re.compile(r"[+-]?[0-9]+")
+
+
 def too_large() -> ConnectError:
     return ConnectError("resource_exhausted", f"request body larger than {MAX_BODY} bytes")
 

@@ -6,9 +6,13 @@ Choices where the Connect spec leaves room:
   derives from a bare 404 anyway);
 * any method but POST: 405, ``Allow: POST``, code ``unimplemented``
   (connect-go answers 405 too; the method is not idempotent, so no GET);
-* a content type other than ``application/proto`` / ``application/json``: 415
+* a content type other than ``application/proto``, ``application/json`` or
+  ``application/json; charset=utf-8`` (compared as connect-go canonicalizes
+  them: any case, spacing, a trailing ``;``; any other parameter is refused): 415
   with ``Accept-Post`` and code ``unimplemented`` (connect-go sends 415 with no
   body; the JSON error gives every answer the same shape);
+* a ``Connect-Timeout-Ms`` that is not an integer of at most 10 characters, as
+  connect-go parses it: 400 ``invalid_argument``;
 * ``Content-Encoding`` other than identity/gzip: 501 ``unimplemented`` with
   ``Accept-Encoding``; an empty gzip body is an empty body (never inflated);
 * a body over 64 KiB (declared, chunked or after gunzip): 429
@@ -145,12 +149,12 @@ class Handler(BaseHTTPRequestHandler):
         version = self.headers.get("Connect-Protocol-Version")
         if version is not None and version.strip() != "1":
             raise ConnectError("invalid_argument", "connect-protocol-version must be 1")
-        self._codec = (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
-        if self._codec not in (PROTO, JSON):
+        given = self.headers.get("Content-Type") or ""
+        self._codec = codec.CONTENT_TYPES.get(codec.canonical_content_type(given), "")
+        if not self._codec:
             raise ConnectError(
                 "unimplemented",
-                f"unsupported content type {self.headers.get('Content-Type')!r}: "
-                f"use {PROTO} or {JSON}",
+                f"unsupported content type {given!r}: use {PROTO}, {JSON} or {JSON}; charset=utf-8",
                 status=415,
                 headers={"Accept-Post": f"{JSON}, {PROTO}"},
             )
@@ -161,6 +165,8 @@ class Handler(BaseHTTPRequestHandler):
                 f"unsupported content encoding {encoding!r}: supported are gzip, identity",
                 headers={"Accept-Encoding": "gzip"},
             )
+        # Checked, as connect-go checks it, but not applied: answering takes no time.
+        codec.timeout_ms(self.headers.get("Connect-Timeout-Ms"))
         body = self._read_body()
         # A zero-length body is not a gzip stream: it reaches the codec as is.
         if encoding == "gzip" and body:

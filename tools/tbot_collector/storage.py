@@ -9,7 +9,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-DEFAULT_OUTPUT = "tbot-events.jsonl"
+# Not the current directory (a clone of a repository, often): a git-ignored
+# folder of this checkout, made when first used.
+DEFAULT_OUTPUT = str(Path(__file__).resolve().parents[2] / ".collector" / "tbot-events.jsonl")
 
 
 class StoreClosed(Exception):
@@ -20,6 +22,8 @@ class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
+        if str(path) == DEFAULT_OUTPUT:
+            path.parent.mkdir(mode=0o700, exist_ok=True)
         existed = path.exists()
         # O_APPEND and one write() per line: concurrent appends and a kill
         # between events never leave a torn line behind.

@@ -1,14 +1,15 @@
 """The family of actions: one description per member, one shared step.
 
-Adding a member means one small module here (its inputs, its config entry,
-what it publishes), a line in ``_WHERE`` and its folder with a generated
-action.yml. A run imports only its own member's module.
+Adding a member means one small module here (a ``read`` function returning
+its plan: its config entry and what it publishes), a line in ``_WHERE`` and
+its folder with a generated action.yml (``scripts/gen_actions``). A run
+imports only its own member's module.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from teleport_auth.family.spec import Member
@@ -26,17 +27,17 @@ _WHERE = {
 KEYS = tuple(_WHERE)
 
 
-def member(key: str) -> Member[Any] | None:
+def member(key: str) -> Member | None:
     """The member called ``key`` (``auth`` when empty), or None."""
     where = _WHERE.get(key or "auth")
     if where is None:
         return None
     module, name = where
-    found: Member[Any] = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    found: Member = getattr(importlib.import_module(f"{__name__}.{module}"), name)
     return found
 
 
-def __getattr__(name: str) -> tuple[Member[Any], ...]:
+def __getattr__(name: str) -> tuple[Member, ...]:
     # MEMBERS, every description, for the generator, the docs and the tests.
     if name == "MEMBERS":
         return tuple(m for m in map(member, KEYS) if m is not None)

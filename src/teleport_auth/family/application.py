@@ -3,61 +3,66 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from teleport_auth.family.spec import (
-    Entry,
     InputSpec,
     Member,
+    OneShotPlan,
     OutputSpec,
     Published,
     directory_destination,
 )
 from teleport_auth.inputs import Inputs, raw_input, validate_resource_name
 
-
-@dataclass(frozen=True)
-class Own:
-    app: str
+if TYPE_CHECKING:
+    from teleport_auth.tbot_schema import Output
 
 
-def read(env: Mapping[str, str]) -> Own:
-    return Own(
+class Application(OneShotPlan):
+    __slots__ = ("app",)
+
+    def __init__(self, app: str) -> None:
+        self.app = app
+
+    def outputs(self, destination: Path) -> list[Output]:
+        return [
+            {
+                "type": "application",
+                "destination": directory_destination(destination),
+                "roles": [],
+                "app_name": self.app,
+            }
+        ]
+
+    def publish(self, inputs: Inputs, destination: Path) -> Published:
+        certificate = str(destination / "tlscert")
+        key = str(destination / "key")
+        return Published(
+            outputs={
+                "destination-dir": str(destination),
+                "identity-file": str(destination / "identity"),
+                "certificate-file": certificate,
+                "key-file": key,
+            },
+            rows=(
+                ("Application", self.app),
+                ("Certificate file", certificate),
+                ("Key file", key),
+            ),
+        )
+
+
+def read(env: Mapping[str, str]) -> Application:
+    return Application(
         validate_resource_name(
             "app", raw_input(env, "app"), "the name of the application in Teleport"
         )
     )
 
 
-def entry(own: Own, destination: Path) -> Entry:
-    return Entry(
-        "outputs",
-        {
-            "type": "application",
-            "destination": directory_destination(destination),
-            "roles": [],
-            "app_name": own.app,
-        },
-    )
-
-
-def publish(own: Own, inputs: Inputs, destination: Path) -> Published:
-    del inputs
-    certificate = str(destination / "tlscert")
-    key = str(destination / "key")
-    return Published(
-        outputs={
-            "destination-dir": str(destination),
-            "identity-file": str(destination / "identity"),
-            "certificate-file": certificate,
-            "key-file": key,
-        },
-        rows=(("Application", own.app), ("Certificate file", certificate), ("Key file", key)),
-    )
-
-
-MEMBER = Member[Own](
+MEMBER = Member(
     key="application",
     folder="application",
     original="teleport-actions/auth-application",
@@ -82,6 +87,4 @@ MEMBER = Member[Own](
     exports=(),
     min_tbot=(16, 0, 0),
     read=read,
-    entry=entry,
-    publish=publish,
 )

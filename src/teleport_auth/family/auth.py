@@ -3,70 +3,71 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from teleport_auth.family.spec import (
-    Entry,
     InputSpec,
     Member,
+    OneShotPlan,
     OutputSpec,
     Published,
-    Version,
+    Requirement,
     directory_destination,
 )
 from teleport_auth.inputs import Inputs, raw_input, strict_bool
+
+if TYPE_CHECKING:
+    from teleport_auth.tbot_schema import IdentityOutput, Output
 
 # The identity output's allow_reissue option appeared in tbot 17.2.8.
 ALLOW_REISSUE_MIN_VERSION = (17, 2, 8)
 
 
-@dataclass(frozen=True)
-class Own:
-    allow_reissue: bool
+class Auth(OneShotPlan):
+    __slots__ = ("allow_reissue",)
+
+    def __init__(self, allow_reissue: bool) -> None:
+        self.allow_reissue = allow_reissue
+
+    def outputs(self, destination: Path) -> list[Output]:
+        output: IdentityOutput = {
+            "type": "identity",
+            "destination": directory_destination(destination),
+            "roles": [],
+        }
+        if self.allow_reissue:
+            output["allow_reissue"] = True
+        return [output]
+
+    def publish(self, inputs: Inputs, destination: Path) -> Published:
+        identity = str(destination / "identity")
+        return Published(
+            outputs={
+                "identity-file": identity,
+                "ssh-config": str(destination / "ssh_config"),
+                "destination-dir": str(destination),
+            },
+            exports={
+                "TELEPORT_PROXY": inputs.proxy,
+                "TELEPORT_AUTH_SERVER": inputs.proxy,
+                "TELEPORT_IDENTITY_FILE": identity,
+            },
+            rows=(("Identity file", identity),),
+        )
+
+    def requirements(self) -> tuple[Requirement, ...]:
+        if self.allow_reissue:
+            return ((ALLOW_REISSUE_MIN_VERSION, "Input 'allow-reissue'"),)
+        return ()
 
 
-def read(env: Mapping[str, str]) -> Own:
+def read(env: Mapping[str, str]) -> Auth:
     # Strict, as the original's getBooleanInput: a typo here must not pass silently.
-    return Own(allow_reissue=strict_bool("allow-reissue", raw_input(env, "allow-reissue")))
+    return Auth(allow_reissue=strict_bool("allow-reissue", raw_input(env, "allow-reissue")))
 
 
-def entry(own: Own, destination: Path) -> Entry:
-    output: dict[str, object] = {
-        "type": "identity",
-        "destination": directory_destination(destination),
-        "roles": [],
-    }
-    if own.allow_reissue:
-        output["allow_reissue"] = True
-    return Entry("outputs", output)
-
-
-def publish(own: Own, inputs: Inputs, destination: Path) -> Published:
-    del own
-    identity = str(destination / "identity")
-    return Published(
-        outputs={
-            "identity-file": identity,
-            "ssh-config": str(destination / "ssh_config"),
-            "destination-dir": str(destination),
-        },
-        exports={
-            "TELEPORT_PROXY": inputs.proxy,
-            "TELEPORT_AUTH_SERVER": inputs.proxy,
-            "TELEPORT_IDENTITY_FILE": identity,
-        },
-        rows=(("Identity file", identity),),
-    )
-
-
-def extra_requirements(own: Own) -> tuple[tuple[Version, str], ...]:
-    if own.allow_reissue:
-        return ((ALLOW_REISSUE_MIN_VERSION, "Input 'allow-reissue'"),)
-    return ()
-
-
-MEMBER = Member[Own](
+MEMBER = Member(
     key="auth",
     folder="",
     original="teleport-actions/auth",
@@ -95,7 +96,4 @@ MEMBER = Member[Own](
     # `tbot start` with config v2 exists since tbot 14 (the original's v2 line asks for 16).
     min_tbot=(14, 0, 0),
     read=read,
-    entry=entry,
-    publish=publish,
-    extra_requirements=extra_requirements,
 )

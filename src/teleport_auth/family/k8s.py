@@ -3,29 +3,56 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from teleport_auth.family.spec import (
-    Entry,
     InputSpec,
     Member,
+    OneShotPlan,
     OutputSpec,
     Published,
     directory_destination,
 )
 from teleport_auth.inputs import Inputs, raw_input, validate_resource_name
 
+if TYPE_CHECKING:
+    from teleport_auth.tbot_schema import Output
+
 KUBECONFIG_NAME = "kubeconfig.yaml"
 
 
-@dataclass(frozen=True)
-class Own:
-    cluster: str
+class Kubernetes(OneShotPlan):
+    __slots__ = ("cluster",)
+
+    def __init__(self, cluster: str) -> None:
+        self.cluster = cluster
+
+    def outputs(self, destination: Path) -> list[Output]:
+        return [
+            {
+                "type": "kubernetes",
+                "destination": directory_destination(destination),
+                "roles": [],
+                "kubernetes_cluster": self.cluster,
+            }
+        ]
+
+    def publish(self, inputs: Inputs, destination: Path) -> Published:
+        kubeconfig = str(destination / KUBECONFIG_NAME)
+        return Published(
+            outputs={
+                "destination-dir": str(destination),
+                "identity-file": str(destination / "identity"),
+                "kubeconfig": kubeconfig,
+            },
+            exports={"KUBECONFIG": kubeconfig},
+            rows=(("Kubernetes cluster", self.cluster), ("Kubeconfig", kubeconfig)),
+        )
 
 
-def read(env: Mapping[str, str]) -> Own:
-    return Own(
+def read(env: Mapping[str, str]) -> Kubernetes:
+    return Kubernetes(
         validate_resource_name(
             "kubernetes-cluster",
             raw_input(env, "kubernetes-cluster"),
@@ -34,36 +61,7 @@ def read(env: Mapping[str, str]) -> Own:
     )
 
 
-def entry(own: Own, destination: Path) -> Entry:
-    return Entry(
-        "outputs",
-        {
-            "type": "kubernetes",
-            "destination": directory_destination(destination),
-            "roles": [],
-            "kubernetes_cluster": own.cluster,
-        },
-    )
-
-
-def publish(own: Own, inputs: Inputs, destination: Path) -> Published:
-    del inputs
-    kubeconfig = str(destination / KUBECONFIG_NAME)
-    return Published(
-        outputs={
-            "destination-dir": str(destination),
-            "identity-file": str(destination / "identity"),
-            "kubeconfig": kubeconfig,
-        },
-        exports={"KUBECONFIG": kubeconfig},
-        rows=(
-            ("Kubernetes cluster", own.cluster),
-            ("Kubeconfig", kubeconfig),
-        ),
-    )
-
-
-MEMBER = Member[Own](
+MEMBER = Member(
     key="k8s",
     folder="k8s",
     original="teleport-actions/auth-k8s",
@@ -90,6 +88,4 @@ MEMBER = Member[Own](
     exports=("KUBECONFIG",),
     min_tbot=(16, 0, 0),
     read=read,
-    entry=entry,
-    publish=publish,
 )

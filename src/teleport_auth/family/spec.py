@@ -1,7 +1,8 @@
 """What describes one member of the family, and the inputs they all share.
 
-A member is data plus three small functions: read its own inputs, add its
-entry to the tbot config, and name what it publishes. The shared step
+A member is data plus one function, ``read``: it validates the member's own
+inputs and returns its *plan* (see ``Plan``), which adds the member's entry to
+the tbot config and names what it publishes. The shared step
 (``teleport_auth.step``) does everything else, and the action.yml files are
 generated from these descriptions (``scripts/gen_actions``).
 """
@@ -9,18 +10,30 @@ generated from these descriptions (``scripts/gen_actions``).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, NamedTuple
 
 from teleport_auth.inputs import Inputs
 
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    from teleport_auth.tbot_schema import DirectoryDestination, Output, Service
+
 Version = tuple[int, int, int]
-Own = TypeVar("Own")
+# (minimum tbot version, what needs it), e.g. ((17, 2, 8), "Input 'allow-reissue'").
+Requirement = tuple[Version, str]
+
+# The daemon members' end-of-job step: the folder end-of-job/ of this repository,
+# nested in their action.yml so that its post step stops tbot when the job ends. A
+# nested `uses:` takes no expression (and `./` would mean the job's workspace), so
+# it names a fixed ref: main on branches; a release pins it to its own commit.
+END_OF_JOB_FOLDER = "end-of-job"
+END_OF_JOB_REF = "main"
+END_OF_JOB_USES = f"teleport-actions/auth/{END_OF_JOB_FOLDER}@{END_OF_JOB_REF}"
 
 
-@dataclass(frozen=True)
-class InputSpec:
+class InputSpec(NamedTuple):
     name: str
     description: str
     required: bool = False
@@ -28,33 +41,22 @@ class InputSpec:
     default: str | None = None
 
 
-@dataclass(frozen=True)
-class OutputSpec:
+class OutputSpec(NamedTuple):
     name: str
     description: str
 
 
-@dataclass(frozen=True)
-class Published:
+class Published(NamedTuple):
     """What a successful run hands to the job."""
 
     outputs: dict[str, str]
     # Exported to later steps unless disable-env-vars.
-    exports: dict[str, str] = field(default_factory=dict)
+    exports: Mapping[str, str] = {}
     # Job summary rows: (label, plain text). Escaped when written.
     rows: tuple[tuple[str, str], ...] = ()
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One entry the member adds to the tbot config, under ``outputs`` or ``services``."""
-
-    section: str
-    value: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Daemon:
+class BackgroundSettings(NamedTuple):
     """How the step runs a daemon member's tbot: where to ask for readiness, how long."""
 
     diag_port: int
@@ -65,8 +67,49 @@ class Daemon:
         return f"127.0.0.1:{self.diag_port}"
 
 
-@dataclass(frozen=True)
-class Member(Generic[Own]):
+if TYPE_CHECKING:
+
+    class Plan(Protocol):
+        """A member's own inputs, read and validated: all the step asks of a member."""
+
+        def outputs(self, destination: Path) -> list[Output]:
+            """The entries under the config's ``outputs:``, writing into ``destination``."""
+
+        def services(self) -> list[Service]:
+            """The entries under the config's ``services:``."""
+
+        def publish(self, inputs: Inputs, destination: Path) -> Published:
+            """The member's outputs, variables and summary rows after a successful run."""
+
+        def requirements(self) -> tuple[Requirement, ...]:
+            """tbot versions that some of these inputs need, beyond the member's minimum."""
+
+        def warnings(self) -> tuple[str, ...]:
+            """Values accepted as the original accepts them, but worth a ::warning::."""
+
+        def background(self) -> BackgroundSettings | None:
+            """For a daemon member: how to run its tbot in the background."""
+
+
+class OneShotPlan:
+    """What a one-shot member's plan has by default: outputs only, no extras."""
+
+    __slots__ = ()
+
+    def services(self) -> list[Service]:
+        return []
+
+    def requirements(self) -> tuple[Requirement, ...]:
+        return ()
+
+    def warnings(self) -> tuple[str, ...]:
+        return ()
+
+    def background(self) -> BackgroundSettings | None:
+        return None
+
+
+class Member(NamedTuple):
     key: str
     # The folder of its action.yml in this repository ("" for the root, auth).
     folder: str
@@ -79,19 +122,14 @@ class Member(Generic[Own]):
     # Names of the variables it exports, for the documentation.
     exports: tuple[str, ...]
     min_tbot: Version
-    read: Callable[[Mapping[str, str]], Own]
-    entry: Callable[[Own, Path], Entry]
-    publish: Callable[[Own, Inputs, Path], Published]
-    # Further tbot versions some of its inputs need: (version, why).
-    extra_requirements: Callable[[Own], tuple[tuple[Version, str], ...]] = lambda _own: ()
-    # Values accepted as the original accepts them, but worth a ::warning::.
-    warnings: Callable[[Own], tuple[str, ...]] = lambda _own: ()
-    # Set for the members whose tbot keeps running in the background.
-    daemon: Callable[[Own], Daemon] | None = None
+    # Reads and validates the member's own inputs (InputError names a bad one).
+    read: Callable[[Mapping[str, str]], Plan]
+    # Whether its tbot keeps running in the background (the daemon members).
+    daemon: bool = False
 
     @property
     def oneshot(self) -> bool:
-        return self.daemon is None
+        return not self.daemon
 
     @property
     def helper(self) -> str:
@@ -103,11 +141,11 @@ class Member(Generic[Own]):
         """What a workflow writes after ``uses:`` (without the ``@ref``)."""
         return "teleport-actions/auth" + (f"/{self.folder}" if self.folder else "")
 
-    def requirements(self, own: Own) -> tuple[tuple[Version, str], ...]:
-        return ((self.min_tbot, self.uses), *self.extra_requirements(own))
+    def requirements(self, plan: Plan) -> tuple[Requirement, ...]:
+        return ((self.min_tbot, self.uses), *plan.requirements())
 
 
-def directory_destination(path: Path) -> dict[str, str]:
+def directory_destination(path: Path) -> DirectoryDestination:
     """The destination every one-shot member writes to, as the originals write it."""
     return {"type": "directory", "symlinks": "try-secure", "path": str(path)}
 
@@ -115,7 +153,8 @@ def directory_destination(path: Path) -> dict[str, str]:
 SHARED_INPUTS = (
     InputSpec(
         "proxy",
-        "Address of the Teleport Proxy, as host[:port] (e.g. tele.example.com:443).",
+        "Address of the Teleport Proxy, as host[:port] (e.g. tele.example.com:443); an "
+        "https:// URL such as https://tele.example.com:443/ is taken as its host[:port].",
         required=True,
     ),
     InputSpec(

@@ -8,14 +8,23 @@ on ``listen``; the step waits for its diagnostics service to report ready
 from __future__ import annotations
 
 import errno
+import ipaddress
 import re
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit
 
-from teleport_auth.family.spec import Daemon, Entry, InputSpec, Member, OutputSpec, Published
+from teleport_auth.daemon import DEFAULT_TIMEOUT_MS
+from teleport_auth.family.spec import (
+    BackgroundSettings,
+    InputSpec,
+    Member,
+    OutputSpec,
+    Published,
+    Requirement,
+)
 from teleport_auth.inputs import (
     InputError,
     Inputs,
@@ -25,17 +34,21 @@ from teleport_auth.inputs import (
     validate_resource_name,
 )
 
-# The originals' defaults (FACTS §5).
-DEFAULT_TIMEOUT_MS = 30000
+if TYPE_CHECKING:
+    from teleport_auth.tbot_schema import Output, Service
+
+# The originals' defaults.
 DEFAULT_DIAG_PORT = 57263
+# The longest wait accepted: 2^31 - 1 ms (about 24.8 days, beyond any job's
+# limit). Anything longer is a mistake, and refused before tbot starts.
+MAX_TIMEOUT_MS = 2**31 - 1
 # The services these members configure appeared in tbot 18.6.4 (as the originals require).
 MIN_TBOT = (18, 6, 4)
 # JavaScript's parseInt: optional sign and leading digits after leading whitespace.
-_JS_INT = re.compile(r"\s*([+-]?[0-9]+)")
+_JS_INT = re.compile(r"\s*([+-]?)([0-9]+)")
 
 
-@dataclass(frozen=True)
-class Tunnel:
+class Tunnel(NamedTuple):
     """The inputs every daemon member has."""
 
     listen: str
@@ -46,12 +59,19 @@ class Tunnel:
     warnings: tuple[str, ...] = ()
 
     @property
-    def daemon(self) -> Daemon:
-        return Daemon(diag_port=self.diag_port, timeout_ms=self.timeout_ms)
+    def settings(self) -> BackgroundSettings:
+        return BackgroundSettings(diag_port=self.diag_port, timeout_ms=self.timeout_ms)
 
 
-def _js_int(name: str, value: str, default: int) -> tuple[int, str]:
-    """The original's parseOptionalInt (parseInt, NaN -> default), saying when it guessed."""
+def _js_int(
+    name: str, value: str, default: int, *, low: int, high: int, expected: str
+) -> tuple[int, str]:
+    """The original's parseOptionalInt (parseInt, NaN -> default), saying when it guessed.
+
+    The number must lie in [low, high], else the input error says it must be
+    ``expected``. Digits are counted before they are converted: a number of
+    thousands of digits is refused for its size, never converted.
+    """
     if not value.strip():
         return default, ""
     match = _JS_INT.match(value)
@@ -60,7 +80,10 @@ def _js_int(name: str, value: str, default: int) -> tuple[int, str]:
             f"Input '{name}' is not a number (got {shown(value.strip())}); using the default "
             f"{default}, as the original action does."
         )
-    number = int(match.group(1))
+    sign, digits = match.group(1), match.group(2).lstrip("0") or "0"
+    number = None if len(digits) > len(str(high)) else int(sign + digits)
+    if number is None or not low <= number <= high:
+        raise InputError(f"Input '{name}' must be {expected}; got {shown(value.strip())}.")
     if value[match.end() :].strip():
         return number, (
             f"Input '{name}' has trailing text (got {shown(value.strip())}); using {number}, "
@@ -69,8 +92,49 @@ def _js_int(name: str, value: str, default: int) -> tuple[int, str]:
     return number, ""
 
 
+# One getaddrinfo result: (family, type, proto, canonname, sockaddr).
+_AddrInfo = tuple[socket.AddressFamily, socket.SocketKind, int, str, Any]
+
 # Errors that say the probe cannot tell (no IPv6 here, say), not that the port is taken.
 _CANNOT_TELL = frozenset({errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL, errno.EPROTONOSUPPORT})
+
+
+def _go_listen_address(host: str, port: int) -> _AddrInfo | None:
+    """What Go's net.Listen binds for host:port: the first address, IPv4 first.
+
+    None when the name does not resolve here.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (OSError, UnicodeError):
+        return None
+    infos.sort(key=lambda info: info[0] != socket.AF_INET)
+    return infos[0] if infos else None
+
+
+def binds_diag_address(host: str, port: int) -> bool:
+    """Whether tbot's listener on host:port needs what its diagnostics service holds.
+
+    tbot serves diagnostics on 127.0.0.1:<diag-port>. On the same port a
+    listener clashes with it when it binds 127.0.0.1 itself or a wildcard
+    (0.0.0.0, or ::, which Go opens for IPv4 too); ::1 or 127.0.0.2 do not.
+    """
+    found = _go_listen_address(host, port)
+    if found is None:
+        return False  # not resolvable here: tbot will say so itself
+    address = ipaddress.ip_address(str(found[4][0]).split("%", 1)[0])
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address in _DIAG_CLASHES
+
+
+_DIAG_CLASHES = frozenset(
+    {
+        ipaddress.IPv4Address("127.0.0.1"),
+        ipaddress.IPv4Address("0.0.0.0"),  # noqa: S104 - compared with, not bound
+        ipaddress.IPv6Address("::"),
+    }
+)
 
 
 def port_is_free(host: str, port: int) -> bool:
@@ -80,12 +144,10 @@ def port_is_free(host: str, port: int) -> bool:
     with SO_REUSEADDR: so does the probe. Only "address in use" (or a refusal
     to bind) counts as taken; anything this host cannot tell is left to tbot.
     """
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except (OSError, UnicodeError):
+    found = _go_listen_address(host, port)
+    if found is None:
         return True  # not resolvable here: tbot will say so itself
-    infos.sort(key=lambda info: info[0] != socket.AF_INET)
-    family, kind, proto, _, address = infos[0]
+    family, kind, proto, _, address = found
     try:
         with socket.socket(family, kind, proto) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -127,20 +189,27 @@ def read_tunnel(env: Mapping[str, str]) -> Tunnel:
             f"Input 'listen' binds {host}, not a loopback address: the tunnel can be reached "
             "from beyond this runner. Use tcp://127.0.0.1:<port> unless that is intended."
         )
-    timeout_ms, warning = _js_int("timeout-ms", raw_input(env, "timeout-ms"), DEFAULT_TIMEOUT_MS)
+    timeout_ms, warning = _js_int(
+        "timeout-ms",
+        raw_input(env, "timeout-ms"),
+        DEFAULT_TIMEOUT_MS,
+        low=0,
+        high=MAX_TIMEOUT_MS,
+        expected=f"a number of milliseconds from 0 (no wait) to {MAX_TIMEOUT_MS} (24.8 days)",
+    )
     if warning:
         warnings.append(warning)
-    if timeout_ms < 0:
-        raise InputError(
-            f"Input 'timeout-ms' must be a non-negative number of milliseconds (got {timeout_ms}); "
-            "0 skips the wait."
-        )
-    diag_port, warning = _js_int("diag-port", raw_input(env, "diag-port"), DEFAULT_DIAG_PORT)
+    diag_port, warning = _js_int(
+        "diag-port",
+        raw_input(env, "diag-port"),
+        DEFAULT_DIAG_PORT,
+        low=1,
+        high=65535,
+        expected="a port from 1 to 65535",
+    )
     if warning:
         warnings.append(warning)
-    if not 1 <= diag_port <= 65535:
-        raise InputError(f"Input 'diag-port' must be a port from 1 to 65535 (got {diag_port}).")
-    if diag_port == port and is_loopback(host):
+    if diag_port == port and binds_diag_address(host, port):
         raise InputError("Inputs 'diag-port' and 'listen' must use different ports.")
     if not port_is_free(host, port):
         raise InputError(
@@ -180,32 +249,84 @@ def daemon_outputs(prefix: str, what: str) -> tuple[OutputSpec, ...]:
     return (
         OutputSpec(f"{prefix}-uri", f"The URI the {what} listens on (the listen input)."),
         OutputSpec(f"{prefix}-port", f"The port the {what} listens on."),
-        OutputSpec("diag-addr", "Address of tbot's diagnostics service (127.0.0.1:<diag-port>)."),
-        OutputSpec("log-path", "Path of tbot's log file (mode 0600, private to the job's user)."),
+        OutputSpec(
+            "diag-addr",
+            "Address of tbot's diagnostics service (127.0.0.1:<diag-port>); set also when tbot "
+            "fails to become ready.",
+        ),
+        OutputSpec(
+            "log-path",
+            "Path of tbot's log file (mode 0600, private to the job's user); set also when "
+            "tbot fails to become ready. The log is shown when the job ends.",
+        ),
         OutputSpec(
             "tbot-pid",
-            "Process id of the background tbot, to stop it (kill <pid>) before the job ends.",
+            "Process id of the background tbot, to stop it (kill <pid>) before the job ends "
+            "(it is stopped when the job ends).",
         ),
     )
 
 
-def tunnel_published(prefix: str, tunnel: Tunnel) -> Published:
-    """The member's own outputs; the step adds diag-addr, log-path and tbot-pid."""
-    return Published(
-        outputs={f"{prefix}-uri": tunnel.listen, f"{prefix}-port": str(tunnel.port)},
-        rows=(("Listening on", tunnel.listen),),
-    )
+class TunnelPlan:
+    """What every daemon member's plan shares: a tunnel, run in the background."""
+
+    __slots__ = ("tunnel",)
+    # Its outputs' prefix (``<prefix>-uri``, ``<prefix>-port``).
+    prefix = ""
+
+    def __init__(self, tunnel: Tunnel) -> None:
+        self.tunnel = tunnel
+
+    def outputs(self, destination: Path) -> list[Output]:
+        return []
+
+    def requirements(self) -> tuple[Requirement, ...]:
+        return ()
+
+    def warnings(self) -> tuple[str, ...]:
+        return self.tunnel.warnings
+
+    def background(self) -> BackgroundSettings:
+        return self.tunnel.settings
+
+    def published(self, *rows: tuple[str, str]) -> Published:
+        """The member's own outputs; the step adds diag-addr, log-path and tbot-pid."""
+        return Published(
+            outputs={
+                f"{self.prefix}-uri": self.tunnel.listen,
+                f"{self.prefix}-port": str(self.tunnel.port),
+            },
+            rows=(*rows, ("Listening on", self.tunnel.listen)),
+        )
 
 
 # --- database-tunnel -----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Database:
-    tunnel: Tunnel
-    service: str
-    database: str
-    username: str
+class Database(TunnelPlan):
+    __slots__ = ("database", "service", "username")
+    prefix = "database-tunnel"
+
+    def __init__(self, tunnel: Tunnel, service: str, database: str, username: str) -> None:
+        super().__init__(tunnel)
+        self.service = service
+        self.database = database
+        self.username = username
+
+    def services(self) -> list[Service]:
+        return [
+            {
+                "type": "database-tunnel",
+                "listen": self.tunnel.listen,
+                "roles": [],
+                "service": self.service,
+                "database": self.database,
+                "username": self.username,
+            }
+        ]
+
+    def publish(self, inputs: Inputs, destination: Path) -> Published:
+        return self.published(("Database", self.service))
 
 
 def _read_database(env: Mapping[str, str]) -> Database:
@@ -229,28 +350,7 @@ def _read_database(env: Mapping[str, str]) -> Database:
     )
 
 
-def _database_entry(own: Database, where: Path) -> Entry:
-    del where
-    return Entry(
-        "services",
-        {
-            "type": "database-tunnel",
-            "listen": own.tunnel.listen,
-            "roles": [],
-            "service": own.service,
-            "database": own.database,
-            "username": own.username,
-        },
-    )
-
-
-def _database_published(own: Database, inputs: Inputs, where: Path) -> Published:
-    del inputs, where
-    base = tunnel_published("database-tunnel", own.tunnel)
-    return Published(base.outputs, rows=(("Database", own.service), *base.rows))
-
-
-DATABASE_TUNNEL = Member[Database](
+DATABASE_TUNNEL = Member(
     key="database-tunnel",
     folder="database-tunnel",
     original="teleport-actions/database-tunnel",
@@ -275,20 +375,33 @@ DATABASE_TUNNEL = Member[Database](
     exports=(),
     min_tbot=MIN_TBOT,
     read=_read_database,
-    entry=_database_entry,
-    publish=_database_published,
-    warnings=lambda own: own.tunnel.warnings,
-    daemon=lambda own: own.tunnel.daemon,
+    daemon=True,
 )
 
 
 # --- application-tunnel --------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class App:
-    tunnel: Tunnel
-    app: str
+class App(TunnelPlan):
+    __slots__ = ("app",)
+    prefix = "application-tunnel"
+
+    def __init__(self, tunnel: Tunnel, app: str) -> None:
+        super().__init__(tunnel)
+        self.app = app
+
+    def services(self) -> list[Service]:
+        return [
+            {
+                "type": "application-tunnel",
+                "listen": self.tunnel.listen,
+                "roles": [],
+                "app_name": self.app,
+            }
+        ]
+
+    def publish(self, inputs: Inputs, destination: Path) -> Published:
+        return self.published(("Application", self.app))
 
 
 def _read_app(env: Mapping[str, str]) -> App:
@@ -300,26 +413,7 @@ def _read_app(env: Mapping[str, str]) -> App:
     )
 
 
-def _app_entry(own: App, where: Path) -> Entry:
-    del where
-    return Entry(
-        "services",
-        {
-            "type": "application-tunnel",
-            "listen": own.tunnel.listen,
-            "roles": [],
-            "app_name": own.app,
-        },
-    )
-
-
-def _app_published(own: App, inputs: Inputs, where: Path) -> Published:
-    del inputs, where
-    base = tunnel_published("application-tunnel", own.tunnel)
-    return Published(base.outputs, rows=(("Application", own.app), *base.rows))
-
-
-APPLICATION_TUNNEL = Member[App](
+APPLICATION_TUNNEL = Member(
     key="application-tunnel",
     folder="application-tunnel",
     original="teleport-actions/application-tunnel",
@@ -336,37 +430,26 @@ APPLICATION_TUNNEL = Member[App](
     exports=(),
     min_tbot=MIN_TBOT,
     read=_read_app,
-    entry=_app_entry,
-    publish=_app_published,
-    warnings=lambda own: own.tunnel.warnings,
-    daemon=lambda own: own.tunnel.daemon,
+    daemon=True,
 )
 
 
 # --- application-proxy ---------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Proxy:
-    tunnel: Tunnel
+class Proxy(TunnelPlan):
+    __slots__ = ()
+    prefix = "application-proxy"
+
+    def services(self) -> list[Service]:
+        # App proxies take no roles and no app name (as the original writes it).
+        return [{"type": "application-proxy", "listen": self.tunnel.listen}]
+
+    def publish(self, inputs: Inputs, destination: Path) -> Published:
+        return self.published()
 
 
-def _read_proxy(env: Mapping[str, str]) -> Proxy:
-    return Proxy(read_tunnel(env))
-
-
-def _proxy_entry(own: Proxy, where: Path) -> Entry:
-    del where
-    # App proxies take no roles and no app name (as the original writes it).
-    return Entry("services", {"type": "application-proxy", "listen": own.tunnel.listen})
-
-
-def _proxy_published(own: Proxy, inputs: Inputs, where: Path) -> Published:
-    del inputs, where
-    return tunnel_published("application-proxy", own.tunnel)
-
-
-APPLICATION_PROXY = Member[Proxy](
+APPLICATION_PROXY = Member(
     key="application-proxy",
     folder="application-proxy",
     original="teleport-actions/application-proxy",
@@ -379,9 +462,6 @@ APPLICATION_PROXY = Member[Proxy](
     outputs=daemon_outputs("application-proxy", "proxy"),
     exports=(),
     min_tbot=MIN_TBOT,
-    read=_read_proxy,
-    entry=_proxy_entry,
-    publish=_proxy_published,
-    warnings=lambda own: own.tunnel.warnings,
-    daemon=lambda own: own.tunnel.daemon,
+    read=lambda env: Proxy(read_tunnel(env)),
+    daemon=True,
 )

@@ -12,15 +12,19 @@ Only the sender's background thread imports this module (requests, protobuf).
 
 from __future__ import annotations
 
+import contextlib
 import http
 import http.client
 import json
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Iterator
+from typing import Any, cast
 
 import requests
+import urllib3
 import urllib3.exceptions
 from google.protobuf.message import DecodeError
 
@@ -121,17 +125,42 @@ def _status_text(status: int) -> str:
 
 
 def _read_bounded(response: requests.Response, deadline: float) -> bytes | None:
-    """Up to MAX_RESPONSE_BYTES of the raw body; None when it is larger."""
+    """Up to MAX_RESPONSE_BYTES of the raw body, by the deadline; None when it is larger.
+
+    Each read on the socket may wait the whole read timeout, set once before the
+    headers; so a timer shuts the socket's reading side at the deadline, and
+    the read in progress ends at once.
+    """
+    late = threading.Event()
+
+    def give_up() -> None:
+        late.set()
+        with contextlib.suppress(Exception):  # already closed, or nothing to shut
+            response.raw.shutdown()
+
+    watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), give_up)
+    watchdog.daemon = True
+    watchdog.start()
     body = bytearray()
-    while len(body) <= MAX_RESPONSE_BYTES:
-        if time.monotonic() > deadline:
-            raise TimeoutError("response body too slow")
-        # decode_content=False: we asked for identity and refuse anything else.
-        chunk = response.raw.read(MAX_RESPONSE_BYTES + 1 - len(body), decode_content=False)
-        if not chunk:
-            return bytes(body)
-        body += chunk
-    return None
+    try:
+        while len(body) <= MAX_RESPONSE_BYTES:
+            if late.is_set() or time.monotonic() > deadline:
+                raise TimeoutError("response body too slow")
+            try:
+                # decode_content=False: we asked for identity and refuse anything else.
+                chunk = response.raw.read(MAX_RESPONSE_BYTES + 1 - len(body), decode_content=False)
+            except Exception:
+                if late.is_set():
+                    raise TimeoutError("response body too slow") from None
+                raise
+            if late.is_set():  # cut short by the timer: not the whole body
+                raise TimeoutError("response body too slow")
+            if not chunk:
+                return bytes(body)
+            body += chunk
+        return None
+    finally:
+        watchdog.cancel()
 
 
 def _error_from_response(status: int, body: bytes) -> CallResult:
@@ -163,11 +192,11 @@ def _error_from_response(status: int, body: bytes) -> CallResult:
     return _failure(code, message, sent=True, status=status, retryable=retryable, refused=refused)
 
 
-def _handle_response(response: requests.Response, timeout: float) -> CallResult:
+def _handle_response(response: requests.Response, deadline: float) -> CallResult:
     status = response.status_code
     encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
     try:
-        body = _read_bounded(response, time.monotonic() + timeout)
+        body = _read_bounded(response, deadline)
     except (TimeoutError, urllib3.exceptions.TimeoutError):
         return _failure(
             "deadline_exceeded", "response body not received in time", sent=True, status=status
@@ -284,7 +313,14 @@ def _failure_from_exception(exc: Exception, timeout: float) -> CallResult:
 def call_unary(
     session: requests.Session, base_url: str, body: bytes, *, timeout: float, user_agent: str
 ) -> CallResult:
-    """POST one Connect unary request; never raises for network or protocol failures."""
+    """POST one Connect unary request; never raises for network or protocol failures.
+
+    ``timeout`` bounds the whole call, as Connect clients keep their deadline:
+    connecting, sending and waiting for the headers, then reading the body, each
+    get the time left (a per-phase timeout would let a slow server stretch the
+    call to several times it). The server is told the same in Connect-Timeout-Ms.
+    """
+    deadline = time.monotonic() + timeout
     headers = {
         "Content-Type": PROTO_CONTENT_TYPE,
         "Connect-Protocol-Version": "1",
@@ -301,18 +337,22 @@ def call_unary(
     try:
         prepared = requests.Request("POST", url, headers=headers, data=body).prepare()
         settings = session.merge_environment_settings(url, {}, True, None, None)
+        # total: connecting gets the time left, and waiting for the headers what
+        # is left after it (urllib3 works it out; requests passes it through,
+        # though its type hints name only floats).
+        left = urllib3.Timeout(total=max(deadline - time.monotonic(), 0.001))
         response = session.send(
             prepared,
             proxies=settings["proxies"],
             verify=settings["verify"],
             cert=settings["cert"],
             stream=True,
-            timeout=(timeout, timeout),
+            timeout=cast(Any, left),
             allow_redirects=False,
         )
     except Exception as exc:
         return _failure_from_exception(exc, timeout)
     try:
-        return _handle_response(response, timeout)
+        return _handle_response(response, deadline)
     finally:
         response.close()

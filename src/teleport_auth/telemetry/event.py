@@ -3,8 +3,8 @@
 The event carries exactly the fields tbot itself would send for the config we
 wrote: run mode, tbot version, join method, helper name and version, and
 destination counts per kind. Nothing is read from the action inputs,
-``GITHUB_*``, the host or the user: only the two helper variables are taken
-from ``env``.
+``GITHUB_*``, the host or the user: the helper name and version are given by
+the caller (the member that runs), the rest comes from the config.
 
 It is built here as the protobuf JSON mapping of ``SubmitTbotEventRequest``
 (proto field names, every field shown, zeros included) using the standard
@@ -19,9 +19,10 @@ import datetime
 import json
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from teleport_auth.telemetry import HELPER_ENV, HELPER_VERSION_ENV
+if TYPE_CHECKING:
+    from teleport_auth.tbot_schema import BotConfig
 
 RUN_MODE_ONE_SHOT = "RUN_MODE_ONE_SHOT"
 RUN_MODE_DAEMON = "RUN_MODE_DAEMON"
@@ -41,32 +42,20 @@ _OWN_COUNTER = {
 }
 
 
-def count_destinations(config: Mapping[str, Any]) -> dict[str, int]:
-    """The four counters, as tbot counts them (FACTS §3).
+def count_destinations(config: BotConfig) -> dict[str, int]:
+    """The four counters, as tbot counts them.
 
-    Every configured entry is one destination. Current tbot keeps outputs and
-    services in one list, so the entries under ``services:`` (database and
-    application tunnels, the application proxy) are counted by the same rule:
-    their types have no counter of their own, so they count as "other", as do
-    identity, ``kubernetes/v2``, ``ssh_host`` and the SPIFFE outputs.
+    tbot (``tool/tbot/anonymous_telemetry.go``) iterates the config's
+    ``outputs`` only: each entry is one destination, application, database and
+    kubernetes outputs in their own counter, every other type (identity,
+    ``kubernetes/v2``, ``ssh_host``, SPIFFE ...) as "other". Entries under
+    ``services:`` (database and application tunnels, the application proxy) are
+    not counted at all, so a tunnel member's event has 0 in every counter.
     """
     counts = dict.fromkeys(COUNT_FIELDS, 0)
-    for section in ("outputs", "services"):
-        entries = config.get(section)
-        if not isinstance(entries, list):
-            continue
-        for entry in entries:
-            kind = entry.get("type") if isinstance(entry, Mapping) else None
-            field = _OWN_COUNTER.get(kind) if isinstance(kind, str) else None
-            counts[field or "destinations_other"] += 1
+    for output in config["outputs"]:
+        counts[_OWN_COUNTER.get(output["type"], "destinations_other")] += 1
     return counts
-
-
-def _join_method(config: Mapping[str, Any]) -> str:
-    onboarding = config.get("onboarding")
-    method = onboarding.get("join_method") if isinstance(onboarding, Mapping) else None
-    # Only a plain string is reported; anything else would be our bug, not data to send.
-    return method if isinstance(method, str) else ""
 
 
 def rfc3339(when: datetime.datetime) -> str:
@@ -87,8 +76,9 @@ def rfc3339(when: datetime.datetime) -> str:
 def build_event(
     *,
     tbot_version: str,
-    config: Mapping[str, Any],
-    env: Mapping[str, str],
+    config: BotConfig,
+    helper: str = "",
+    helper_version: str = "",
     distinct_id: str | None = None,
     now: datetime.datetime | None = None,
 ) -> dict[str, Any]:
@@ -99,13 +89,12 @@ def build_event(
     version = tbot_version.strip()
     if version.startswith("v"):
         version = version[1:]
-    helper = env.get(HELPER_ENV, "")
     # tbot reports the helper version only together with a helper name.
-    helper_version = env.get(HELPER_VERSION_ENV, "") if helper else ""
+    helper_version = helper_version if helper else ""
     start: dict[str, Any] = {
-        "run_mode": RUN_MODE_ONE_SHOT if config.get("oneshot") is True else RUN_MODE_DAEMON,
+        "run_mode": RUN_MODE_ONE_SHOT if config["oneshot"] is True else RUN_MODE_DAEMON,
         "version": version,
-        "join_type": _join_method(config),
+        "join_type": config["onboarding"]["join_method"],
         "helper": helper,
         "helper_version": helper_version,
         **count_destinations(config),

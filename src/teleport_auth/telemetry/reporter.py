@@ -9,7 +9,10 @@ Importing it loads none of them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from teleport_auth.tbot_schema import BotConfig
 
 from teleport_auth import gha
 from teleport_auth.telemetry import METHOD_PATH
@@ -61,14 +64,26 @@ class Reporter:
         return f"on: may have reached {self._host}, unconfirmed (see the warning above)"
 
 
-def start(tbot_version: str, config: Mapping[str, Any], env: Mapping[str, str]) -> Reporter | str:
-    """Build and print the event, then start sending it. A string means nothing is sent, and why."""
+def start(
+    tbot_version: str,
+    config: BotConfig,
+    env: Mapping[str, str],
+    *,
+    helper: str,
+    helper_version: str,
+) -> Reporter | str:
+    """Build and print the event, then start sending it. A string means nothing is sent, and why.
+
+    ``env`` is read for the endpoint override only.
+    """
     try:
         base_url = resolve_endpoint(env)
     except EndpointRejected as exc:
         gha.warning(f"{exc} Anonymous telemetry is not sent.", title="Anonymous telemetry")
         return "on: not sent (endpoint rejected, see the warning above)"
-    event = build_event(tbot_version=tbot_version, config=config, env=env)
+    event = build_event(
+        tbot_version=tbot_version, config=config, helper=helper, helper_version=helper_version
+    )
     printed = event_json(event)
     with gha.group("Anonymous telemetry event"):
         gha.info(f"POST {base_url}{METHOD_PATH}")

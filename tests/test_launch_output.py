@@ -1,5 +1,6 @@
-"""src/launch: the user's values are masked before anything else is printed, and
-nothing printed before a workflow command stands in front of it on its line."""
+"""src/launch: no value of the user's is registered as a secret (as in the
+original), nothing printed before a workflow command stands in front of it on
+its line, and a missing or broken interpreter gets a named error."""
 
 from __future__ import annotations
 
@@ -9,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Job, assert_token_only_in_add_mask
+from conftest import Job, assert_token_never_printed
 from launcher import REPO, copy_action, launch, log_lines, python_first_on_path, runner_commands
-from teleport_auth import gha
 
 pytestmark = pytest.mark.step
 
@@ -34,9 +34,7 @@ NOISY_BUNDLE = textwrap.dedent(
 )
 
 
-def test_masks_come_first_and_a_noisy_build_cannot_disturb_a_command(
-    job: Job, tmp_path: Path
-) -> None:
+def test_a_noisy_build_cannot_disturb_a_command(job: Job, tmp_path: Path) -> None:
     action = copy_action(tmp_path / "action")
     (action / "scripts" / "bundle").write_text(NOISY_BUNDLE.format(bundle=str(REPO / "_vendor")))
     env = python_first_on_path(job.env) | {"INPUT_PROXY": "  tele.example.com:443\n"}
@@ -46,10 +44,9 @@ def test_masks_come_first_and_a_noisy_build_cannot_disturb_a_command(
     assert done.returncode == 0, log
     lines = log_lines(log)
 
-    # The masks are the very first lines, whole, before the notice and the build.
-    assert lines[:2] == ["::add-mask::gha-bot-token", "::add-mask::tele.example.com:443"]
-    assert lines[2].startswith("::notice::teleport-actions/auth: building its runtime packages")
-    assert_token_only_in_add_mask(log)
+    # The notice is the very first line, whole, before the build's output.
+    assert lines[0].startswith("::notice::teleport-actions/auth: building its runtime packages")
+    assert_token_never_printed(log)
     assert "INPUT variables seen by the build: []" in lines
 
     # The runner's view: the build's output is shown in a group with commands
@@ -77,50 +74,71 @@ def test_masks_come_first_and_a_noisy_build_cannot_disturb_a_command(
             if f"::{name}::" in line:
                 assert line.startswith(f"::{name}::"), line
 
-    # The step ran after it: the module masked again and set its outputs.
+    # The step ran after it and set its outputs.
     assert set(job.outputs) == {"identity-file", "ssh-config", "destination-dir"}
     assert names[-1] != "error"
 
 
 @pytest.mark.parametrize(
     "value",
-    [
-        "gha-bot-token",
-        "  padded  \n",
-        "two\nlines\n\n  third, indented\n",
-        "crlf\r\nlines",
-        "per%cent %0A%25",
-        "   \n\t ",
-        "",
-    ],
+    ["gha-bot-token", "  padded  \n", "two\nlines\n\n  third, indented\n", "per%cent %0A%25"],
 )
-def test_masks_each_line_as_the_module_does(
-    job: Job, value: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    # Stops right after the masks (no interpreter), so only the masks are printed.
+def test_the_launcher_masks_nothing(job: Job, value: str) -> None:
+    # Stops right after the interpreter check (no interpreter): only its error.
     env = job.env | {"INPUT_TOKEN": value, "TELEPORT_AUTH_PYTHON": "python3-not-installed"}
     done = launch(REPO, env)
-    masks = [line for line in log_lines(done.stdout) if line.startswith("::add-mask::")]
-
-    if value.strip():
-        gha.add_mask(value.strip())
-    want = capsys.readouterr().out.splitlines()
-    want.append("::add-mask::tele.example.com:443")
-    assert masks == want
-    assert done.stdout.startswith("".join(line + "\n" for line in want))
+    assert "::add-mask::" not in done.stdout + done.stderr
+    assert [line for line in log_lines(done.stdout) if line.startswith("::")] == [
+        line for line in log_lines(done.stdout) if line.startswith("::error::")
+    ]
 
 
-def test_masks_come_before_the_missing_python_error(job: Job) -> None:
+def test_the_missing_python_error(job: Job) -> None:
     env = job.env | {"TELEPORT_AUTH_PYTHON": "python3-not-installed"}
     done = launch(REPO, env)
     assert done.returncode == 1
     assert log_lines(done.stdout) == [
-        "::add-mask::gha-bot-token",
-        "::add-mask::tele.example.com:443",
         "::error::teleport-actions/auth needs python3 (3.10 or newer) on the runner, and "
         "'python3-not-installed' was not found on PATH. Install it (e.g. with "
         "actions/setup-python) before this step, or name another interpreter with "
         "TELEPORT_AUTH_PYTHON.",
+    ]
+    assert job.records == []
+
+
+def test_in_a_container_the_error_says_what_the_image_needs(job: Job) -> None:
+    # In a job's container the runner mounts the work directory as /__w.
+    env = job.env | {
+        "GITHUB_WORKSPACE": "/__w/repo/repo",
+        "TELEPORT_AUTH_PYTHON": "python3-missing-in-image",
+    }
+    done = launch(REPO, env)
+    assert done.returncode == 1
+    [error] = log_lines(done.stdout)
+    assert error.startswith("::error::teleport-actions/auth needs python3 (3.10 or newer) and bash")
+    assert "in this job's container" in error
+    assert "apt-get install -y python3" in error
+    assert job.records == []
+
+
+def test_an_interpreter_that_cannot_run_gets_a_named_error(job: Job, tmp_path: Path) -> None:
+    # A pyenv shim for a version that is not installed: on PATH, exits 127.
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    shim = shims / "python3.11"
+    shim.write_text('#!/bin/sh\necho "pyenv: python3.11: command not found" >&2\nexit 127\n')
+    shim.chmod(0o755)
+    env = job.env | {
+        "PATH": f"{shims}:{job.env['PATH']}",
+        "TELEPORT_AUTH_PYTHON": "python3.11",
+    }
+    done = launch(REPO, env)
+    assert done.returncode == 1
+    assert log_lines(done.stdout) == [
+        "::error::teleport-actions/auth could not run the Python interpreter 'python3.11' "
+        "(named by TELEPORT_AUTH_PYTHON): it exited with code 127 (pyenv: python3.11: command "
+        "not found). Name a working python3 (3.10 or newer) with TELEPORT_AUTH_PYTHON, or "
+        "install one before this step.",
     ]
     assert job.records == []
 
