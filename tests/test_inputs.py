@@ -531,3 +531,18 @@ def test_telemetry_consent_warnings_in_full() -> None:
 )
 def test_is_loopback(host: str, loopback: bool) -> None:
     assert is_loopback(host) is loopback
+
+
+def test_an_input_that_is_not_utf8_is_named_not_shown() -> None:
+    with pytest.raises(InputError) as caught:
+        read_inputs(env_of(token="tok\udcffen"))
+    assert caught.value.message == (
+        "Input 'token' must be UTF-8 text, and it holds bytes that are not "
+        "(is the runner's environment in another encoding?)."
+    )
+
+
+def test_a_proxy_url_keeps_an_upper_case_x() -> None:
+    assert read_inputs(env_of(proxy="https://TELE-X.EXAMPLE.COM:443")).proxy == (
+        "TELE-X.EXAMPLE.COM:443"
+    )
