@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import http.server
 import itertools
 import json
 import os
@@ -16,6 +17,7 @@ import signal
 import stat
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -89,7 +91,9 @@ class Started:
         self.tmp = tmp_path
         self.daemons: list[RunningTbot] = []
 
-    def __call__(self, mode: str = "ready", *, debug: bool = False, **env: str) -> RunningTbot:
+    def __call__(
+        self, mode: str = "ready", *, debug: bool = False, port: int = 0, **env: str
+    ) -> RunningTbot:
         log_dir = self.tmp / f"log-{len(self.daemons)}"
         log_dir.mkdir(mode=0o700)
         record = self.tmp / f"record-{len(self.daemons)}.json"
@@ -98,7 +102,7 @@ class Started:
             str(self.tbot),
             self.tmp / "config.yaml",
             environment,
-            diag_addr=f"127.0.0.1:{free_port()}",
+            diag_addr=f"127.0.0.1:{port or free_port()}",
             log_dir=log_dir,
             debug=debug,
         )
@@ -320,6 +324,7 @@ def test_an_unknown_signal_is_named_by_its_number() -> None:
     assert daemon._exit_reason(_daemon(Process(-200))) == "was killed by signal 200"
     assert daemon._exit_reason(_daemon(Process(-9))) == "was killed by SIGKILL"
     assert daemon._exit_reason(_daemon(Process(0))) == "exited with code 0"
+    assert daemon._exit_reason(_daemon(Process(None))) == "is running"
 
 
 def test_waiting_for_an_exit_is_bounded_by_what_is_left() -> None:
@@ -365,3 +370,17 @@ def test_a_diagnostics_request_is_bounded_in_time_and_size(
     assert daemon._get("127.0.0.1:57263", "/wait", 0.5) == 200
     assert Connection.made == [("127.0.0.1", 57263, 0.05), ("127.0.0.1", 57263, 0.5)]
     assert Connection.reads == [1024, 1024]
+
+
+def test_an_answer_from_another_process_is_not_tbots(
+    start: Started, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Something else took the diagnostics port: its answers do not say tbot read its config.
+    monkeypatch.setattr(daemon, "CONFIG_READ_SECONDS", 0.6)
+    with http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler) as other:
+        threading.Thread(target=other.serve_forever, daemon=True).start()
+        try:
+            started = start("silent", port=other.server_address[1])
+            assert daemon.wait_config_read(started) is False
+        finally:
+            other.shutdown()

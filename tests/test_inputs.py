@@ -546,3 +546,11 @@ def test_a_proxy_url_keeps_an_upper_case_x() -> None:
     assert read_inputs(env_of(proxy="https://TELE-X.EXAMPLE.COM:443")).proxy == (
         "TELE-X.EXAMPLE.COM:443"
     )
+
+
+def test_a_proxy_url_of_another_scheme_says_which_tbot_takes() -> None:
+    with pytest.raises(InputError) as caught:
+        read_inputs(env_of(proxy="ftp://tele.example.com"))
+    assert caught.value.message.endswith(
+        ": tbot takes only an https://, http:// or tcp:// URL there."
+    )
