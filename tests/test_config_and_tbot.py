@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import stat
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import yaml
@@ -13,11 +13,13 @@ from teleport_auth.config import (
     build_config,
     private_dir,
     redacted,
+    remove_private_dir,
     to_file_text,
     to_yaml,
     write_config,
 )
 from teleport_auth.family import auth
+from teleport_auth.gha import ActionFailure
 from teleport_auth.inputs import Inputs
 from teleport_auth.tbot import parse_version, tbot_env
 from teleport_auth.tbot_schema import BotConfig
@@ -129,3 +131,73 @@ def test_the_file_is_yaml_that_reads_back_unchanged(value: str) -> None:
     # No \\uD83D-style surrogate escapes: tbot's YAML parser refuses them.
     assert "\\ud8" not in text.lower()
     assert yaml.safe_load(text) == config
+
+
+SMALL: Any = {"version": "v2", "onboarding": {"token": "t", "ca_pins": []}, "outputs": [{"b": 1}]}
+
+
+def test_the_file_text_is_indented_json_in_the_configs_order() -> None:
+    assert to_file_text(SMALL) == (
+        "{\n"
+        '  "version": "v2",\n'
+        '  "onboarding": {\n'
+        '    "token": "t",\n'
+        '    "ca_pins": []\n'
+        "  },\n"
+        '  "outputs": [\n'
+        "    {\n"
+        '      "b": 1\n'
+        "    }\n"
+        "  ]\n"
+        "}\n"
+    )
+
+
+def test_the_debug_logs_yaml_is_block_style_in_the_configs_order() -> None:
+    assert to_yaml(SMALL) == (
+        "version: v2\nonboarding:\n  token: t\n  ca_pins: []\noutputs:\n- b: 1\n"
+    )
+
+
+def test_the_config_dir_is_private_from_its_creation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No moment where it is open to others: mkdir itself asks for 0700 (the
+    # chmod after it only overrides an odd umask).
+    monkeypatch.setattr(Path, "chmod", lambda self, mode: None)
+    assert stat.S_IMODE(private_dir(tmp_path).stat().st_mode) == 0o700
+
+
+def test_characters_beyond_ascii_are_escaped_as_yaml_reads_them() -> None:
+    # Up to U+FFFF as \uXXXX, beyond it as YAML's \UXXXXXXXX (not a surrogate pair).
+    text = to_file_text(cast(Any, {"v": "é\ufffe\uffff\U00010000"}))
+    assert '"v": "\\u00e9\\ufffe\\uffff\\U00010000"' in text
+
+
+def test_text_that_is_not_utf8_cannot_be_written() -> None:
+    with pytest.raises(ActionFailure) as caught:
+        to_file_text(cast(Any, {"v": "bad\udcff"}))
+    assert caught.value.message == (
+        "The tbot config would hold text that is not UTF-8 (from RUNNER_TEMP or an input)."
+    )
+
+
+def test_removing_the_config_dir_touches_nothing_else(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    (elsewhere / "keep").write_text("kept")
+    monkeypatch.chdir(elsewhere)
+    directory = private_dir(tmp_path)
+    (directory / "bot-config.yaml").write_text("token")
+    remove_private_dir(directory)
+    assert not directory.exists()
+    assert (elsewhere / "keep").read_text() == "kept"
+    # Something unexpected inside (a directory): removed all the same.
+    directory = private_dir(tmp_path)
+    (directory / "sub").mkdir()
+    (directory / "sub" / "file").write_text("x")
+    remove_private_dir(directory)
+    assert not directory.exists()
+    remove_private_dir(directory)  # gone already: nothing to do

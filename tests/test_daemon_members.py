@@ -162,6 +162,7 @@ def test_tunnel_is_up_when_the_step_ends(
     assert f"### {found.title}" in job.summary
 
 
+@pytest.mark.launched
 def test_the_end_of_job_step_stops_this_tbot_and_shows_its_log(
     daemon_job: Job, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -7,10 +7,16 @@ import pytest
 from teleport_auth.family import auth
 from teleport_auth.goduration import DurationError, parse_duration_ns
 from teleport_auth.inputs import (
+    Consent,
     InputError,
+    Inputs,
     env_name,
     go_parse_bool,
+    is_loopback,
+    lenient_bool,
     read_inputs,
+    shown,
+    strict_bool,
     telemetry_consent,
 )
 
@@ -193,6 +199,28 @@ def test_errors_never_repeat_proxy_or_token(secret_input: dict[str, str]) -> Non
     assert "SECRET" not in caught.value.message
 
 
+@pytest.mark.parametrize(
+    "proxy",
+    [
+        "proxy-4f1c.example:99999",  # the port, out of range
+        "proxy-4f1c.example:44x3",  # the port, not a number
+        "proxy_4f1c!.example:443",  # the host name
+        "-proxy-4f1c.example",  # the host name
+        "proxy-4f1c .example:443",  # whitespace
+    ],
+)
+def test_proxy_errors_name_the_input_and_do_not_echo_the_value(proxy: str) -> None:
+    # The error says which input and what was expected; the value stays out of
+    # it (the log is masked anyway, but nothing of ours prints what was given).
+    with pytest.raises(InputError) as caught:
+        read_inputs(env_of(proxy=proxy))
+    message = caught.value.message
+    assert message.startswith("Input 'proxy' ")
+    assert "4f1c" not in message
+    assert "99999" not in message
+    assert "44x3" not in message
+
+
 CONSENT = [
     # (id, input, job env TELEPORT_ANONYMOUS_TELEMETRY, enabled, warns)
     ("input-true", "true", None, True, False),
@@ -346,3 +374,183 @@ def test_allow_reissue_keeps_the_originals_strict_parsing(given: str) -> None:
 )
 def test_go_parse_bool(text: str, expected: bool | None) -> None:
     assert go_parse_bool(text) is expected
+
+
+# --- the edges of each rule, and the messages in full ----------------------------------
+
+LABEL = "a" * 63
+HOST_253 = ".".join([LABEL, LABEL, LABEL, "b" * 61])  # the longest host name
+
+
+@pytest.mark.parametrize(
+    "proxy",
+    [
+        "tele.example.com:1",
+        "tele.example.com:65535",
+        "[::1]",
+        "[::1]:8",
+        "tele.example.com.:443",  # a fully qualified name, its root dot kept
+        "TELE-X.EXAMPLE.COM:443",  # upper case, X included
+        "tele-X:443",
+        "[fe80::]:443",
+        HOST_253,
+    ],
+)
+def test_proxy_edges_accepted(proxy: str) -> None:
+    assert read_inputs(env_of(proxy=proxy)).proxy == proxy
+
+
+@pytest.mark.parametrize(
+    ("proxy", "problem"),
+    [
+        ("tele.example.com:0", "has an invalid port"),
+        ("tele.example.com:65536", "has an invalid port"),
+        ("[::1", "has an invalid host name"),
+        (":443", "has an invalid host name"),
+        (".tele.example.com", "has an invalid host name"),
+        (HOST_253 + "b", "has an invalid host name"),
+    ],
+)
+def test_proxy_edges_rejected(proxy: str, problem: str) -> None:
+    with pytest.raises(InputError) as caught:
+        read_inputs(env_of(proxy=proxy))
+    # What is expected is said, whatever the problem.
+    assert caught.value.message.startswith(f"Input 'proxy' {problem}")
+    assert "the Teleport Proxy address as host[:port]" in caught.value.message
+    assert caught.value.message.endswith(", e.g. tele.example.com:443.")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"token": " "}, "Input 'token' is required: the name of the bot's GitHub join token."),
+        (
+            {"token": "a b"},
+            "Input 'token' must be a join token name without whitespace or control characters.",
+        ),
+        (
+            {"certificate_ttl": "1d"},
+            "Input 'certificate-ttl' must be a Go duration such as 90m or 1h30m; "
+            "'1d' is not valid.",
+        ),
+        (
+            {"certificate_ttl": "2562048h"},
+            "Input 'certificate-ttl' must be a Go duration such as 90m or 1h30m; "
+            "'2562048h' is too long for Go's time.Duration.",
+        ),
+        (
+            {"certificate_ttl": "-1h"},
+            "Input 'certificate-ttl' must not be negative (got '-1h'); "
+            "give a duration such as 90m or 1h30m.",
+        ),
+        (
+            {"ca_pins": f"{PIN}\n\nsha256:x"},
+            "Input 'ca-pins' line 3 must be a CA pin of the form sha256:<64 hex digits>, "
+            "as printed by `tctl status`.",
+        ),
+    ],
+)
+def test_messages_in_full(overrides: dict[str, str], message: str) -> None:
+    with pytest.raises(InputError) as caught:
+        read_inputs(env_of(**overrides))
+    assert caught.value.message == message
+
+
+def test_each_input_is_read_from_its_own_variable() -> None:
+    upper_pin = "sha256:" + "AB" * 32
+    given = env_of(proxy=" p.example:1 ", token=" t ", certificate_ttl=" 2h ", ca_pins=upper_pin)
+    assert read_inputs(given) == Inputs(
+        "p.example:1", "t", "2h", (upper_pin.lower(),), disable_env_vars=False
+    )
+
+
+def test_shown_values_are_short_single_line_reprs() -> None:
+    assert shown("a" * 40) == repr("a" * 40)
+    assert shown("a" * 41) == repr("a" * 37 + "...")
+    assert shown("two\nlines") == "'two\\nlines'"
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("true", (True, "")),
+        (" TRUE ", (True, "")),
+        ("1", (True, "")),
+        ("0", (False, "")),
+        ("", (False, "")),
+        ("False", (False, "")),
+    ],
+)
+def test_lenient_bool(given: str, expected: tuple[bool, str]) -> None:
+    assert lenient_bool("disable-env-vars", given) == expected
+
+
+def test_lenient_bool_says_what_it_did_with_an_odd_value() -> None:
+    assert lenient_bool("disable-env-vars", " yes ") == (
+        False,
+        "Input 'disable-env-vars' should be true or false (got 'yes'); "
+        "it is treated as false, as the original action does.",
+    )
+
+
+def test_strict_bool_message() -> None:
+    with pytest.raises(InputError) as caught:
+        strict_bool("allow-reissue", " yes ")
+    assert caught.value.message == (
+        "Input 'allow-reissue' must be a boolean: true | True | TRUE | false | False | FALSE "
+        "(got 'yes')."
+    )
+
+
+def test_telemetry_consent_warnings_in_full() -> None:
+    assert telemetry_consent({env_name("anonymous-telemetry"): " on "}) == Consent(
+        False,
+        "Input 'anonymous-telemetry' should be true or false (got 'on'); "
+        "anonymous telemetry stays off.",
+    )
+    assert telemetry_consent({"TELEPORT_ANONYMOUS_TELEMETRY": "yes"}) == Consent(
+        False,
+        "TELEPORT_ANONYMOUS_TELEMETRY='yes' is not a boolean "
+        "(1, t, true, 0, f, false, ...); anonymous telemetry stays off.",
+    )
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("localhost", True),
+        ("LocalHost", True),
+        ("127.0.0.1", True),
+        ("127.1.2.3", True),
+        ("::1", True),
+        ("localhost.example.com", False),
+        ("10.0.0.1", False),
+        ("::", False),
+        ("0.0.0.0", False),
+    ],
+)
+def test_is_loopback(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback
+
+
+def test_an_input_that_is_not_utf8_is_named_not_shown() -> None:
+    with pytest.raises(InputError) as caught:
+        read_inputs(env_of(token="tok\udcffen"))
+    assert caught.value.message == (
+        "Input 'token' must be UTF-8 text, and it holds bytes that are not "
+        "(is the runner's environment in another encoding?)."
+    )
+
+
+def test_a_proxy_url_keeps_an_upper_case_x() -> None:
+    assert read_inputs(env_of(proxy="https://TELE-X.EXAMPLE.COM:443")).proxy == (
+        "TELE-X.EXAMPLE.COM:443"
+    )
+
+
+def test_a_proxy_url_of_another_scheme_says_which_tbot_takes() -> None:
+    with pytest.raises(InputError) as caught:
+        read_inputs(env_of(proxy="ftp://tele.example.com"))
+    assert caught.value.message.endswith(
+        ": tbot takes only an https://, http:// or tcp:// URL there."
+    )

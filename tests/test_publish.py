@@ -11,8 +11,9 @@ import pytest
 
 from conftest import Job, parse_file_commands
 from step_helpers import errors, run_step
+from teleport_auth import runner_files
 from teleport_auth.gha import ActionFailure, describe_os_error, md_literal
-from teleport_auth.runner_files import RunnerFiles
+from teleport_auth.runner_files import RunnerFiles, key_value_message
 
 pytestmark = pytest.mark.step
 
@@ -201,3 +202,14 @@ def test_an_os_error_is_described_in_words() -> None:
         "No space left on device"
     )
     assert describe_os_error(PermissionError()) == "PermissionError"
+
+
+def test_a_key_or_value_holding_the_delimiter_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(runner_files, "uuid4", lambda: "fixed")
+    assert key_value_message("k", "v") == "k<<ghadelimiter_fixed\nv\nghadelimiter_fixed"
+    for key, value in (("k", "a ghadelimiter_fixed"), ("ghadelimiter_fixed", "v")):
+        with pytest.raises(ActionFailure) as caught:
+            key_value_message(key, value)
+        assert caught.value.message == f"Output or variable {key!r} holds its own delimiter."

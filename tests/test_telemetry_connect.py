@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import socket
+import ssl
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+import urllib3
 
 from fault_server import FaultServer, clear_proxy_environment, held_refused_port
 from teleport_auth import __version__
 from teleport_auth._proto.prehog.v1alpha import tbot_pb2
-from teleport_auth.telemetry import METHOD_PATH
+from teleport_auth.telemetry import METHOD_PATH, connect
 from teleport_auth.telemetry.connect import MAX_RESPONSE_BYTES, call_unary, user_agent
 from teleport_auth.telemetry.event import build_event, event_json
 from teleport_auth.telemetry.result import CallResult
@@ -380,3 +385,364 @@ def test_unexpected_exception_is_a_result_not_a_raise(
 
 def test_user_agent() -> None:
     assert user_agent() == f"teleport-actions-auth/{__version__}"
+
+
+# --- each answer mapped in full -----------------------------------------------------
+
+
+def _failed(code: str, message: str, status: int | None, **flags: bool) -> CallResult:
+    return CallResult(
+        ok=False, code=code, message=message, http_status=status, sent=flags.get("sent", True),
+        retryable=flags.get("retryable", False), refused=flags.get("refused", False),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        pytest.param(
+            {"status": 400, "content_type": None, "body": b""},
+            _failed("internal", "HTTP 400 Bad Request", 400, refused=True),
+            id="400",
+        ),
+        pytest.param(
+            {"status": 302, "content_type": None, "body": b""},
+            _failed(
+                "unknown", "unexpected redirect (HTTP 302 Found), not followed", 302, refused=True
+            ),
+            id="302",
+        ),
+        pytest.param(
+            {"status": 399, "content_type": None, "body": b""},
+            _failed("unknown", "unexpected redirect (HTTP 399), not followed", 399, refused=True),
+            id="399",
+        ),
+        pytest.param(
+            {"status": 300, "content_type": None, "body": b""},
+            _failed(
+                "unknown",
+                "unexpected redirect (HTTP 300 Multiple Choices), not followed",
+                300,
+                refused=True,
+            ),
+            id="300",
+        ),
+        pytest.param(
+            {"status": 400, "content_type": None, "body": b""},
+            _failed("internal", "HTTP 400 Bad Request", 400, refused=True),
+            id="400-not-a-redirect",
+        ),
+        pytest.param(
+            {
+                "status": 400,
+                "content_type": "application/json",
+                "body": b'{"code": "invalid_argument", "message": "bad event"}',
+            },
+            _failed("invalid_argument", "HTTP 400 Bad Request: bad event", 400, refused=True),
+            id="json-error",
+        ),
+        pytest.param(
+            {
+                "status": 503,
+                "content_type": "application/json",
+                "body": b'{"code": "unavailable", "message": 5}',
+            },
+            _failed(
+                "unavailable", "HTTP 503 Service Unavailable", 503, retryable=True, refused=True
+            ),
+            id="json-message-not-text",
+        ),
+        pytest.param(
+            {"status": 200, "content_type": "application/json", "body": b"{}"},
+            _failed(
+                "internal",
+                "HTTP 200 with content type 'application/json', not application/proto",
+                200,
+            ),
+            id="200-json",
+        ),
+        pytest.param(
+            {"status": 200, "content_type": None, "body": b""},
+            _failed("internal", "HTTP 200 with content type 'none', not application/proto", 200),
+            id="200-no-type",
+        ),
+        pytest.param(
+            {"status": 200, "content_type": "application/proto", "body": b"\xff"},
+            _failed("internal", "HTTP 200 with a body that is not a SubmitTbotEventResponse", 200),
+            id="200-garbage",
+        ),
+        pytest.param(
+            {"status": 200, "content_type": "application/proto", "body": b"x" * 65537},
+            _failed("internal", "response larger than 65536 bytes", 200),
+            id="too-large",
+        ),
+        pytest.param(
+            {"status": 200, "headers": {"Content-Encoding": "gzip"}, "body": b"\x1f\x8b"},
+            _failed("internal", "response uses an unrequested content encoding", 200),
+            id="gzip",
+        ),
+        pytest.param(
+            {"status": 200, "headers": {"Content-Encoding": " Identity "}, "body": b""},
+            CallResult(ok=True, code="", message="", http_status=200, sent=True, retryable=False),
+            id="identity-said",
+        ),
+        pytest.param(
+            {"status": 200, "content_type": "application/proto;x=1;y=2", "body": b""},
+            CallResult(ok=True, code="", message="", http_status=200, sent=True, retryable=False),
+            id="type-parameters",
+        ),
+    ],
+)
+def test_each_answer_in_full(
+    session: requests.Session, answer: dict[str, Any], expected: CallResult
+) -> None:
+    with FaultServer("respond", **answer) as server:
+        assert _call(session, server.url) == expected
+
+
+def test_a_response_of_exactly_the_limit_is_read(session: requests.Session) -> None:
+    # An unknown length-delimited field (15) padding a valid, empty response.
+    padding = MAX_RESPONSE_BYTES - 4
+    body = bytes([15 << 3 | 2]) + _varint(padding) + b"p" * padding
+    assert len(body) == MAX_RESPONSE_BYTES
+    with FaultServer("respond", content_type="application/proto", body=body) as server:
+        assert _call(session, server.url).ok
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+class CutShortServer:
+    """Answers one request with a head promising 100 bytes and 10 of them, then
+    closes (``close=True``) or holds the connection until the test ends."""
+
+    def __init__(self, *, close: bool) -> None:
+        self._close = close
+        self._done = threading.Event()
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self._sock.settimeout(10)
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        with contextlib.suppress(OSError), self._sock:
+            conn, _ = self._sock.accept()
+            with conn:
+                conn.settimeout(10)
+                received = b""
+                while b"\r\n\r\n" not in received:
+                    received += conn.recv(65536)
+                head = b"HTTP/1.1 200 OK\r\nContent-Type: application/proto\r\n"
+                conn.sendall(head + b"Content-Length: 100\r\n\r\n" + b"x" * 10)
+                if not self._close:
+                    self._done.wait(10)
+
+    def __enter__(self) -> CutShortServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join(10)
+
+
+def test_a_body_that_stops_coming_is_a_deadline(session: requests.Session) -> None:
+    with CutShortServer(close=False) as server:
+        result = _call(session, server.url)
+    assert result == _failed("deadline_exceeded", "response body not received in time", 200)
+
+
+def test_a_connection_lost_in_the_body_is_unavailable(session: requests.Session) -> None:
+    with CutShortServer(close=True) as server:
+        result = _call(session, server.url)
+    assert result == _failed("unavailable", "connection lost while reading the response", 200)
+
+
+# --- failures before an answer, from the exceptions requests raises ----------------
+
+
+class Wrapper(Exception):
+    """An error that holds its cause in ``.reason`` only, as urllib3's MaxRetryError does."""
+
+    def __init__(self, reason: BaseException) -> None:
+        super().__init__("wrapped")
+        self.reason = reason
+
+
+def _ssl_error(reason: str | None) -> ssl.SSLError:
+    error = ssl.SSLError(1, "tls")
+    error.reason = reason  # type: ignore[assignment]  # OpenSSL sets it; here, the test
+    return error
+
+
+def _loop() -> Exception:
+    """Two errors each the context of the other: the search through them still ends."""
+    first, second = OSError(), ValueError()
+    first.__context__, second.__context__ = second, first
+    return first
+
+
+def _after_a_seen_one() -> Exception:
+    # The reset comes after an error met twice: meeting it again must not end the search.
+    # (An OSError keeps two arguments only, requests' errors among them: the
+    # repeat goes into a plain exception's arguments.)
+    seen = KeyError("seen")
+    return requests.exceptions.ConnectionError(ConnectionResetError(), ValueError(seen, seen))
+
+
+def _refused_to_connect(strerror: str | None) -> Exception:
+    new = urllib3.exceptions.NewConnectionError(None, "failed")  # type: ignore[arg-type]
+    if strerror:
+        new.__cause__ = OSError(113, strerror)
+    return requests.exceptions.ConnectionError(Wrapper(new))
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        pytest.param(
+            requests.exceptions.ConnectTimeout(),
+            _failed(
+                "unavailable", "could not connect within 0.5 s", None, sent=False, retryable=True
+            ),
+            id="connect-timeout",
+        ),
+        pytest.param(
+            requests.exceptions.ReadTimeout(),
+            _failed("deadline_exceeded", "no response within 0.5 s", None),
+            id="read-timeout",
+        ),
+        pytest.param(
+            requests.exceptions.SSLError(Wrapper(_ssl_error("WRONG_VERSION_NUMBER"))),
+            _failed("unavailable", "TLS failed: wrong version number", None),
+            id="tls-reason",
+        ),
+        pytest.param(
+            requests.exceptions.SSLError(_ssl_error(None)),
+            _failed("unavailable", "TLS failed: TLS error", None),
+            id="tls-no-reason",
+        ),
+        pytest.param(
+            requests.exceptions.ProxyError("http://user:secret@proxy"),
+            _failed(
+                "unavailable",
+                "could not connect through the proxy",
+                None,
+                sent=False,
+                retryable=True,
+            ),
+            id="proxy",
+        ),
+        pytest.param(
+            _refused_to_connect("No route to host"),
+            _failed(
+                "unavailable",
+                "could not connect: No route to host",
+                None,
+                sent=False,
+                retryable=True,
+            ),
+            id="no-route",
+        ),
+        pytest.param(
+            _refused_to_connect(None),
+            _failed("unavailable", "could not connect", None, sent=False, retryable=True),
+            id="could-not-connect",
+        ),
+        pytest.param(
+            requests.exceptions.ConnectionError(Wrapper(ConnectionResetError())),
+            _failed("unavailable", "connection reset by the server", None),
+            id="reset",
+        ),
+        pytest.param(
+            _after_a_seen_one(),
+            _failed("unavailable", "connection reset by the server", None),
+            id="reset-after-a-repeat",
+        ),
+        pytest.param(
+            requests.exceptions.ConnectionError(_loop()),
+            _failed("unavailable", "connection lost", None),
+            id="connection-lost",
+        ),
+        pytest.param(
+            RuntimeError("boom"),
+            _failed("unknown", "request failed (RuntimeError)", None),
+            id="unknown",
+        ),
+    ],
+)
+def test_each_failure_before_an_answer_in_full(
+    session: requests.Session,
+    monkeypatch: pytest.MonkeyPatch,
+    error: Exception,
+    expected: CallResult,
+) -> None:
+    def send(*args: object, **kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr(session, "send", send)
+    assert _call(session, "https://telemetry.example.com") == expected
+
+
+def test_server_text_is_cut_to_one_printable_line_of_200_characters() -> None:
+    assert connect._one_line("a\x07b\u2028c\n d") == "a b c d"
+    assert connect._one_line("x" * 200) == "x" * 200
+    assert connect._one_line("x" * 201) == "x" * 197 + "..."
+
+
+def test_an_empty_content_encoding_is_identity(session: requests.Session) -> None:
+    with FaultServer("respond", headers={"Content-Encoding": ""}) as server:
+        assert _call(session, server.url).ok
+
+
+class EndlessBody:
+    """A 200 whose body never ends: 16 KiB every 50 ms, for at most 20 s."""
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self._sock.settimeout(20)
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        with contextlib.suppress(OSError), self._sock:
+            conn, _ = self._sock.accept()
+            with conn:
+                received = b""
+                while b"\r\n\r\n" not in received:
+                    received += conn.recv(65536)
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/proto\r\n"
+                    b"Transfer-Encoding: chunked\r\n\r\n"
+                )
+                chunk = b"%x\r\n" % 16384 + b"x" * 16384 + b"\r\n"
+                for _ in range(400):
+                    if self._done.wait(0.05):
+                        return
+                    conn.sendall(chunk)
+
+    def __enter__(self) -> EndlessBody:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join(20)
+
+
+def test_an_endless_body_is_read_no_further_than_the_limit(session: requests.Session) -> None:
+    # Read in bounded pieces: past the limit the answer is refused at once,
+    # not read to its end (20 s here; 5 s: slack for a loaded machine).
+    with EndlessBody() as server:
+        began = time.monotonic()
+        result = _call(session, server.url, timeout=2.0)
+        elapsed = time.monotonic() - began
+    assert result == _failed("internal", f"response larger than {MAX_RESPONSE_BYTES} bytes", 200)
+    assert elapsed < 5

@@ -127,3 +127,34 @@ def test_rejection_names_the_problem() -> None:
 )
 def test_endpoint_host(url: str, host: str) -> None:
     assert endpoint_host(url) == host
+
+
+@pytest.mark.parametrize(
+    ("address", "problem"),
+    [
+        ("https://a b.example", "must be a URL of visible ASCII characters, without spaces"),
+        ("https://telemetry.example.com/#x", "must not contain a query or fragment"),
+        ("https://telemetry.example.com:abc", "is not a valid URL"),
+        ("https://telemetry.example.com\\x", "is not a valid URL"),
+        ("ftp://telemetry.example.com", "must be an https:// URL"),
+        ("https://u@telemetry.example.com", "must not contain credentials (user:password@)"),
+        ("https://:443", "must name a host"),
+        ("https://[v1.x]", "has an invalid IPv6 address"),  # an IPvFuture literal
+        ("https://tele_metry.example.com", "has an invalid host name"),
+        ("https://telemetry.example.com:0", "has an invalid port"),
+        (
+            "http://telemetry.example.com",
+            "must be an https:// URL (plain http:// is only allowed to loopback)",
+        ),
+    ],
+)
+def test_each_rejection_says_what_is_wrong(address: str, problem: str) -> None:
+    with pytest.raises(EndpointRejected) as caught:
+        resolve_endpoint({ADDRESS_ENV: address})
+    assert caught.value.message == f"{ADDRESS_ENV} {problem}."
+
+
+def test_a_path_keeps_its_inner_slashes_and_xs() -> None:
+    # Only trailing slashes go: the base URL's path is kept as given.
+    url = "https://telemetry.example.com/X/bX//"
+    assert resolve_endpoint({ADDRESS_ENV: url}) == "https://telemetry.example.com/X/bX"

@@ -10,7 +10,9 @@ from __future__ import annotations
 import datetime
 import json
 import re
+import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -292,6 +294,44 @@ def test_event_carries_nothing_but_the_schema() -> None:
         assert canary.encode() not in wire
     message = tbot_pb2.SubmitTbotEventRequest.FromString(wire)
     assert [f.name for f, _ in message.ListFields()] == ["distinct_id", "timestamp", "start"]
+
+
+# --- the edges ------------------------------------------------------------------------
+
+
+def test_the_helper_version_is_empty_without_a_helper_name() -> None:
+    event = build_event(tbot_version="16.4.2", config=_config("identity"), helper="gha:x")
+    assert (event["start"]["helper"], event["start"]["helper_version"]) == ("gha:x", "")
+
+
+def test_the_event_is_printed_indented_by_two() -> None:
+    assert event_json({"a": {"b": 1}}) == '{\n  "a": {\n    "b": 1\n  }\n}'
+
+
+@pytest.fixture
+def far_from_utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The machine's local time zone 5 hours behind UTC (TZ and time.tzset)."""
+    monkeypatch.setenv("TZ", "EST+5")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.usefixtures("far_from_utc")
+def test_timestamps_are_utc_whatever_the_local_time_zone() -> None:
+    naive = datetime.datetime(2024, 1, 1, 12, 0, 0)
+    assert rfc3339(naive) == "2024-01-01T12:00:00Z"
+    plus_two = datetime.timezone(datetime.timedelta(hours=2))
+    assert rfc3339(datetime.datetime(2024, 1, 1, 12, 0, 0, tzinfo=plus_two)) == (
+        "2024-01-01T10:00:00Z"
+    )
+    sent = build_event(tbot_version="16.4.2", config=_config("identity"))["timestamp"]
+    when = datetime.datetime.strptime(
+        sent, "%Y-%m-%dT%H:%M:%S.%fZ" if "." in sent else "%Y-%m-%dT%H:%M:%SZ"
+    )
+    now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    assert abs((now - when).total_seconds()) < 60
 
 
 # Every helper_version an original action has reported: auth 1.1.0-2.1.2,

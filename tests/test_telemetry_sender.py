@@ -14,7 +14,7 @@ import pytest
 from fault_server import FaultServer, clear_proxy_environment, held_refused_port
 from teleport_auth import HELPER_NAME, HELPER_VERSION
 from teleport_auth._proto.prehog.v1alpha import tbot_pb2
-from teleport_auth.telemetry import connect, wire
+from teleport_auth.telemetry import connect, sender, wire
 from teleport_auth.telemetry.event import build_event, event_json
 from teleport_auth.telemetry.result import CallResult
 from teleport_auth.telemetry.sender import Outcome, Submission, _delivery, describe_failure
@@ -264,6 +264,8 @@ def test_duration_uses_the_given_clock() -> None:
         submission.start()
         outcome = submission.wait(5)
     assert outcome.duration == 1.5
+    # Final once finished: asked again later, the duration stays what it was.
+    assert submission.wait(0).duration == 1.5
 
 
 def test_worker_errors_become_a_result(
@@ -300,6 +302,7 @@ def test_an_event_that_does_not_encode_is_not_sent(
     assert (outcome.delivery, outcome.attempts) == ("not_sent", 0)
     assert outcome.result is not None
     assert outcome.result.message == "internal error (ParseError)"
+    assert outcome.result.sent is False
     assert describe_failure(outcome) == (
         f"Anonymous telemetry was not sent (unknown: internal error (ParseError)). {UNAFFECTED}"
     )
@@ -442,3 +445,54 @@ def test_nothing_identifying_reaches_the_wire(monkeypatch: pytest.MonkeyPatch) -
         assert secret not in header_values, secret
     # What does go out is only the schema's content: the printed event.
     assert tbot_pb2.SubmitTbotEventRequest.FromString(received.body) == wire.to_message(printed)
+
+
+def test_the_worker_is_a_named_daemon_thread() -> None:
+    # Daemon: a hanging endpoint cannot keep the step's process alive.
+    gate = threading.Event()
+    with FaultServer("ok", gate=gate) as server:
+        submission = _submission(server.url)
+        submission.start()
+        [worker] = [t for t in threading.enumerate() if t.name == "telemetry-submission"]
+        assert worker.daemon
+        gate.set()
+        assert submission.wait(5).delivery == "confirmed"
+
+
+class NeverDone:
+    """Stands in for the submission's "done" event: records each wait, never set."""
+
+    def __init__(self) -> None:
+        self.asked: list[float] = []
+
+    def wait(self, timeout: float) -> bool:
+        self.asked.append(timeout)
+        return False
+
+    def is_set(self) -> bool:
+        return False
+
+
+def test_waiting_never_waits_longer_than_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    submission = _submission("http://127.0.0.1:9")
+    done = NeverDone()
+    monkeypatch.setattr(submission, "_done", done)
+    assert submission.wait(0).duration == 0.0  # not started: nothing waited for
+    monkeypatch.setattr(submission, "_started_at", 1.0)
+    submission.wait(0)
+    submission.wait(-3)
+    assert done.asked == [0.0, 0.0]
+
+
+def test_the_retry_comes_after_the_pause() -> None:
+    with FaultServer("flaky") as server:
+        submission = _submission(server.url)
+        submission.start()
+        outcome = submission.wait(10)
+    assert (outcome.delivery, outcome.attempts) == ("confirmed", 2)
+    assert outcome.duration >= sender.RETRY_DELAY_SECONDS
+
+
+def test_a_confirmed_outcome_reads_as_sent() -> None:
+    confirmed = _outcome(CallResult(True, "", "", 200, sent=True, retryable=False))
+    assert describe_failure(confirmed) == "Anonymous telemetry was sent."

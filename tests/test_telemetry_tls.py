@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import requests
+import requests.adapters
 import urllib3.util.ssl_
 
 from fault_server import (
@@ -26,6 +27,7 @@ from fault_server import (
 )
 from teleport_auth.telemetry.event import build_event, event_json
 from teleport_auth.telemetry.sender import Outcome, Submission
+from teleport_auth.telemetry.tls import SystemTrustAdapter
 
 pytestmark = pytest.mark.allow_hosts(["127.0.0.1"])
 
@@ -120,6 +122,25 @@ def test_host_name_is_still_checked(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     assert "certificate verify failed" in outcome.result.message
 
 
+def test_certifis_bundle_is_not_trusted_alongside_the_system_store(
+    monkeypatch: pytest.MonkeyPatch,
+    endpoint: FaultServer,
+    proxy_ca: PrivateCA,
+    other_ca: PrivateCA,
+) -> None:
+    # tbot trusts the machine's store only. Were certifi's bundle (which requests
+    # falls back to) loaded on top of it, a CA the machine does not trust but
+    # certifi lists would be accepted: here certifi's bundle "lists" the CA.
+    monkeypatch.setenv("SSL_CERT_FILE", str(other_ca.ca_file))
+    monkeypatch.setenv("SSL_CERT_DIR", str(other_ca.cert_dir))
+    monkeypatch.setattr(requests.adapters, "DEFAULT_CA_BUNDLE_PATH", str(proxy_ca.ca_file))
+    outcome = _send(endpoint.url)
+    assert outcome.delivery == "not_sent"
+    assert endpoint.requests == []
+    # The control: a plain requests call, which trusts certifi's bundle, is accepted.
+    assert requests.get(endpoint.url, timeout=5).status_code == 200
+
+
 @pytest.mark.parametrize("variable", ["REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"])
 def test_an_explicit_ca_bundle_is_used(
     monkeypatch: pytest.MonkeyPatch,
@@ -162,3 +183,34 @@ def test_nothing_else_in_the_process_changes_what_it_trusts(
     # only, which does not hold the private CA.
     with pytest.raises(requests.exceptions.SSLError):
         requests.get(endpoint.url, timeout=5)
+
+
+class Connection:
+    """What cert_verify sets on a urllib3 connection pool."""
+
+    cert_file: str | None = None
+    key_file: str | None = None
+    ca_certs: str | None = "unset"
+    ca_cert_dir: str | None = "unset"
+    cert_reqs: str | None = None
+
+
+def test_the_adapter_uses_the_system_context_and_keeps_the_rest(tmp_path: Path) -> None:
+    # A client certificate (requests' `cert`) still reaches the pool unchanged,
+    # and certifi's bundle is cleared from it: None, as urllib3 reads "no bundle".
+    cert, key = tmp_path / "client.pem", tmp_path / "client.key"
+    cert.touch()
+    key.touch()
+    adapter = SystemTrustAdapter()
+    request = requests.Request("POST", "https://telemetry.example.com/x").prepare()
+    _, pool = adapter.build_connection_pool_key_attributes(request, True, (str(cert), str(key)))
+    assert pool["ssl_context"] is adapter._system_context
+    assert (pool["cert_file"], pool["key_file"]) == (str(cert), str(key))
+    _, explicit = adapter.build_connection_pool_key_attributes(request, str(cert), None)
+    assert "ssl_context" not in explicit
+    connection = Connection()
+    adapter.cert_verify(connection, "HTTPS://telemetry.example.com", True, (str(cert), str(key)))
+    assert (connection.cert_file, connection.key_file) == (str(cert), str(key))
+    assert connection.ca_certs is None
+    assert connection.ca_cert_dir is None
+    assert connection.cert_reqs == "CERT_REQUIRED"
