@@ -56,9 +56,11 @@ if mode in ("wait", "ignore"):
     while True:
         name = signal.Signals(signal.sigwait(signals)).name
         record(event="signal", name=name)
-        if mode != "ignore":
-            print(f"tbot: got {name}, shutting down", flush=True)
-            sys.exit(0)  # a clean exit: the step must still fail and publish nothing
+        if mode == "ignore":
+            print(f"tbot: ignoring {name}", flush=True)  # after the record: a test waits for it
+            continue
+        print(f"tbot: got {name}, shutting down", flush=True)
+        sys.exit(0)  # a clean exit: the step must still fail and publish nothing
 elif mode == "grandchild":
     # It inherits stdout and stderr: the step's pipe stays open after tbot exits.
     child = subprocess.Popen(["sleep", "300"])
@@ -278,6 +280,7 @@ def test_a_second_signal_kills_tbot_at_once(job: Job, start_step: StartStep) -> 
         "The step was cancelled (SIGTERM): passing it on to tbot, which has 60 s to exit."
     )
     # tbot has the first signal (and ignores it); the second one ends the wait.
+    step.wait_for_line("tbot: ignoring SIGTERM")
     step.signal(signal.SIGINT)
     error = assert_cancelled_cleanly(job, step, signal.SIGTERM)  # the first signal counts
     assert "was killed (another signal came)" in error

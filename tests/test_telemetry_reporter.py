@@ -141,8 +141,15 @@ class DecidedSubmission(RecordingSubmission):
 
 
 def test_a_confirmed_event_is_one_debug_line(capsys: pytest.CaptureFixture[str]) -> None:
-    result = CallResult(True, "", "", 200, sent=True, retryable=False)
-    confirmed = sender.Outcome("confirmed", result, 1, 1.25, in_flight=False, finished=True)
+    result = CallResult(ok=True, code="", message="", http_status=200, sent=True, retryable=False)
+    confirmed = sender.Outcome(
+        delivery="confirmed",
+        result=result,
+        attempts=1,
+        duration=1.25,
+        in_flight=False,
+        finished=True,
+    )
     found = reporter.Reporter(DecidedSubmission(confirmed), "example.com", "the-id")
     assert found.finish(tbot_succeeded=True) == "on: event sent to example.com"
     assert capsys.readouterr().out == (

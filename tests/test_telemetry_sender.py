@@ -494,5 +494,7 @@ def test_the_retry_comes_after_the_pause() -> None:
 
 
 def test_a_confirmed_outcome_reads_as_sent() -> None:
-    confirmed = _outcome(CallResult(True, "", "", 200, sent=True, retryable=False))
+    confirmed = _outcome(
+        CallResult(ok=True, code="", message="", http_status=200, sent=True, retryable=False)
+    )
     assert describe_failure(confirmed) == "Anonymous telemetry was sent."

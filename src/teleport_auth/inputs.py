@@ -14,6 +14,7 @@ from collections.abc import Mapping
 
 from teleport_auth.gha import ActionFailure
 from teleport_auth.goduration import DurationError, parse_duration_ns
+from teleport_auth.record import Record
 
 # Any whitespace or control character (C0, DEL, C1).
 _BAD_CHARS = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
@@ -35,7 +36,7 @@ class InputError(ActionFailure):
     """A bad input: the message names the input and what was expected."""
 
 
-class Inputs:
+class Inputs(Record):
     """The shared inputs, validated."""
 
     __slots__ = (
@@ -70,7 +71,7 @@ class Inputs:
         self.notices = notices
 
 
-class Consent:
+class Consent(Record):
     """Whether the user opted in to anonymous telemetry, and why not if the value was odd."""
 
     __slots__ = ("enabled", "warning")

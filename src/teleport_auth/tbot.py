@@ -15,6 +15,7 @@ from pathlib import Path
 from teleport_auth import HELPER_NAME, HELPER_VERSION, cancel, gha
 from teleport_auth.cancel import Cancelled
 from teleport_auth.gha import ActionFailure
+from teleport_auth.record import Record
 from teleport_auth.relay import LineRelay
 from teleport_auth.telemetry import HELPER_ENV, HELPER_VERSION_ENV, OPT_IN_ENV
 
@@ -33,7 +34,7 @@ SETUP_HINT = (
 )
 
 
-class TbotVersion:
+class TbotVersion(Record):
     __slots__ = ("enterprise", "major", "minor", "patch", "prerelease", "release_rank")
 
     def __init__(
@@ -146,7 +147,7 @@ def tbot_env(env: Mapping[str, str]) -> dict[str, str]:
     return result
 
 
-class RunResult:
+class RunResult(Record):
     __slots__ = ("exit_code", "last_error", "seconds")
 
     def __init__(self, exit_code: int, last_error: str, seconds: float) -> None:

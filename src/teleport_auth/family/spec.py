@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from teleport_auth.inputs import Inputs
+from teleport_auth.record import Record
 
 # typing.TYPE_CHECKING without importing typing at run time (mypy reads it the same).
 TYPE_CHECKING = False
@@ -39,7 +40,7 @@ END_OF_JOB_USES = f"teleport-actions/auth/{END_OF_JOB_FOLDER}@{END_OF_JOB_REF}"
 # imports this on every run, and those cost milliseconds of start-up each time.
 
 
-class InputSpec:
+class InputSpec(Record):
     __slots__ = ("default", "description", "name", "required")
 
     def __init__(
@@ -52,7 +53,7 @@ class InputSpec:
         self.default = default
 
 
-class OutputSpec:
+class OutputSpec(Record):
     __slots__ = ("description", "name")
 
     def __init__(self, name: str, description: str) -> None:
@@ -60,7 +61,7 @@ class OutputSpec:
         self.description = description
 
 
-class Published:
+class Published(Record):
     """What a successful run hands to the job."""
 
     __slots__ = ("exports", "outputs", "rows")
@@ -78,7 +79,7 @@ class Published:
         self.rows = rows
 
 
-class BackgroundSettings:
+class BackgroundSettings(Record):
     """How the step runs a daemon member's tbot: where to ask for readiness, how long."""
 
     __slots__ = ("diag_port", "timeout_ms")

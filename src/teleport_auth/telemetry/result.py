@@ -7,8 +7,10 @@ opted-in run loads in the background.
 
 from __future__ import annotations
 
+from teleport_auth.record import Record
 
-class CallResult:
+
+class CallResult(Record):
     # A slotted class, not a dataclass: opting in must not add dataclasses'
     # import (inspect, ast...) to the step's main thread.
     __slots__ = ("code", "http_status", "message", "ok", "refused", "retryable", "sent")
@@ -38,7 +40,3 @@ class CallResult:
         # redirect), so it did not take the event. A gateway's 502/504 is not such
         # an answer: the service behind it may have taken the event.
         self.refused = refused
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
-        return f"CallResult({fields})"

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from teleport_auth.record import Record
 from teleport_auth.telemetry.result import CallResult
 
 MAX_ATTEMPTS = 2
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     Delivery = Literal["confirmed", "refused", "unconfirmed", "not_sent"]
 
 
-class Outcome:
+class Outcome(Record):
     # A slotted class, not a dataclass: see CallResult.
     __slots__ = ("attempts", "delivery", "duration", "finished", "in_flight", "result")
 
@@ -62,10 +63,6 @@ class Outcome:
         self.in_flight = in_flight
         # The worker thread has ended: this outcome is final.
         self.finished = finished
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
-        return f"Outcome({fields})"
 
 
 def _delivery(result: CallResult | None, attempts: int, in_flight: bool) -> Delivery:
