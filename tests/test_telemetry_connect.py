@@ -577,7 +577,8 @@ class Wrapper(Exception):
 
 def _ssl_error(reason: str | None) -> ssl.SSLError:
     error = ssl.SSLError(1, "tls")
-    error.reason = reason  # type: ignore[assignment]  # OpenSSL sets it; here, the test
+    # OpenSSL sets it (typeshed: str); here the test, None included.
+    setattr(error, "reason", reason)  # noqa: B010
     return error
 
 
@@ -597,7 +598,9 @@ def _after_a_seen_one() -> Exception:
 
 
 def _refused_to_connect(strerror: str | None) -> Exception:
-    new = urllib3.exceptions.NewConnectionError(None, "failed")  # type: ignore[arg-type]
+    # urllib3 passes the connection; what it is does not matter here.
+    connection: Any = None
+    new = urllib3.exceptions.NewConnectionError(connection, "failed")
     if strerror:
         new.__cause__ = OSError(113, strerror)
     return requests.exceptions.ConnectionError(Wrapper(new))
