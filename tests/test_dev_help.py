@@ -15,7 +15,18 @@ from tbot_collector.storage import DEFAULT_OUTPUT
 REPO = Path(__file__).resolve().parent.parent
 DEV = REPO / "scripts" / "dev"
 # What .ci/run and the README call: each must stay a command.
-COMMANDS = ("test", "lint", "act", "collector", "demo", "bench", "interpreters", "proto", "setup")
+COMMANDS = (
+    "test",
+    "lint",
+    "act",
+    "collector",
+    "demo",
+    "bench",
+    "interpreters",
+    "mutate",
+    "proto",
+    "setup",
+)
 
 
 def dev(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
