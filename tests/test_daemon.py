@@ -129,6 +129,14 @@ def start(fake_tbot: Path, tmp_path: Path) -> Iterator[Started]:
         each.process.wait(timeout=LIMIT)
 
 
+def gone(pid: int) -> bool:
+    """Whether ``pid`` has ended, waited for (bounded): a signalled process takes a moment."""
+    deadline = time.monotonic() + LIMIT
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return not alive(pid)
+
+
 def wait_for_log(started: RunningTbot, text: str) -> str:
     deadline = time.monotonic() + LIMIT
     while text not in (log := started.log_path.read_text()):
@@ -221,7 +229,7 @@ def test_not_ready_in_time_stops_tbot(start: Started) -> None:
         "tbot needs longer to join and start its service"
     )
     assert started.process.returncode == -signal.SIGTERM
-    assert not alive(int(str(record["child"])))
+    assert gone(int(str(record["child"])))
 
 
 def test_the_readiness_wait_asks_every_poll_interval(
@@ -272,7 +280,7 @@ def test_stop_ends_tbots_whole_process_group(start: Started) -> None:
     record = start.record(started)
     daemon.stop(started)
     assert started.process.returncode == -signal.SIGTERM
-    assert not alive(int(str(record["child"])))
+    assert gone(int(str(record["child"])))
     daemon.stop(started)  # once it has exited: nothing more to do
 
 
@@ -286,7 +294,7 @@ def test_a_tbot_that_ignores_sigterm_is_killed_after_the_grace(
     daemon.stop(started)
     assert time.monotonic() - begun >= 0.5
     assert started.process.returncode == -signal.SIGKILL
-    assert not alive(int(str(record["child"])))
+    assert gone(int(str(record["child"])))
 
 
 def test_the_diagnostics_answer_or_none() -> None:
