@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import http.client
 import json
 import socket
 import ssl
@@ -667,6 +668,14 @@ def _refused_to_connect(strerror: str | None) -> Exception:
             _after_a_seen_one(),
             _failed("unavailable", "connection reset by the server", None),
             id="reset-after-a-repeat",
+        ),
+        pytest.param(
+            # http.client's: a ConnectionResetError too, and the more telling one.
+            requests.exceptions.ConnectionError(
+                Wrapper(http.client.RemoteDisconnected("Remote end closed connection"))
+            ),
+            _failed("unavailable", "the server closed the connection without a response", None),
+            id="closed-without-a-response",
         ),
         pytest.param(
             requests.exceptions.ConnectionError(_loop()),

@@ -166,11 +166,6 @@ def parse_proxy(value: str) -> tuple[str, str]:
     return proxy, notice
 
 
-def validate_proxy(value: str) -> str:
-    """The proxy as tbot is given it; see ``parse_proxy``."""
-    return parse_proxy(value)[0]
-
-
 def _split_host_port(proxy: str) -> tuple[str, str | None]:
     if proxy.startswith("["):  # [ipv6]:port
         end = proxy.find("]")

@@ -279,10 +279,11 @@ def _not_connected_reason(exc: BaseException) -> str:
 
 def _sent_failure_reason(exc: BaseException) -> str:
     for cause in _causes(exc):
-        if isinstance(cause, ConnectionResetError):
-            return "connection reset by the server"
+        # RemoteDisconnected is a ConnectionResetError: the more telling one first.
         if isinstance(cause, http.client.RemoteDisconnected):
             return "the server closed the connection without a response"
+        if isinstance(cause, ConnectionResetError):
+            return "connection reset by the server"
     return "connection lost"
 
 
