@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import stat
+import sys
 from pathlib import Path
 from typing import Any, cast
 
@@ -201,3 +203,11 @@ def test_removing_the_config_dir_touches_nothing_else(
     remove_private_dir(directory)
     assert not directory.exists()
     remove_private_dir(directory)  # gone already: nothing to do
+
+
+def test_without_pyyaml_the_debug_form_is_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A damaged bundle must not fail a debug run: the config is logged as JSON.
+    monkeypatch.setitem(sys.modules, "yaml", None)
+    config = auth_config()
+    assert to_yaml(config) == json.dumps(config, indent=2)
+    assert to_yaml(config).splitlines()[1] == '  "version": "v2",'
