@@ -16,7 +16,8 @@ import pytest
 
 from conftest import REPO, gone_within
 from teleport_auth import end_of_job, tbot_log
-from teleport_auth.end_of_job import State, start_ticks, stop
+from teleport_auth.end_of_job import State, stop
+from teleport_auth.procfs import start_ticks
 
 pytestmark = pytest.mark.step
 

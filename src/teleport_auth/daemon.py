@@ -23,8 +23,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from teleport_auth import listener
-from teleport_auth.end_of_job import start_ticks
 from teleport_auth.gha import ActionFailure
+from teleport_auth.procfs import start_ticks
 from teleport_auth.tbot import describe_exit
 
 POLL_SECONDS = 0.25

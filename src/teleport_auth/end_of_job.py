@@ -17,10 +17,11 @@ import select
 import signal
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from teleport_auth import gha, tbot_log
+from teleport_auth.procfs import start_ticks
+from teleport_auth.record import Record
 
 STATE_ENV = "TELEPORT_AUTH_END_OF_JOB"
 # tbot gets this long to exit on SIGTERM (as the step gives it), then SIGKILL.
@@ -30,15 +31,17 @@ KILL_WAIT_SECONDS = 2.0
 _POLL_SECONDS = 0.02
 
 
-@dataclass(frozen=True)
-class State:
+class State(Record):
     """What the step saved for the end of the job."""
 
-    member: str
-    pid: int
-    # The process's start time (clock ticks since boot), None if it could not be read.
-    start: int | None
-    log_path: Path
+    __slots__ = ("log_path", "member", "pid", "start")
+
+    def __init__(self, member: str, pid: int, start: int | None, log_path: Path) -> None:
+        self.member = member
+        self.pid = pid
+        # The process's start time (clock ticks since boot), None if it could not be read.
+        self.start = start
+        self.log_path = log_path
 
     def to_text(self) -> str:
         return json.dumps(
@@ -62,19 +65,6 @@ class State:
         if start is not None and type(start) is not int:
             raise ValueError(f"the saved start time is not a number ({start!r})")
         return cls(member, pid, start, Path(log))
-
-
-def start_ticks(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot; None if it is gone or a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return None
-    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
-    fields = stat.rpartition(")")[2].split()
-    if len(fields) < 20 or fields[0] == "Z" or not fields[19].isdigit():
-        return None
-    return int(fields[19])
 
 
 def _pidfd(pid: int) -> int | None:

@@ -140,7 +140,6 @@ def parse_proxy(value: str) -> tuple[str, str]:
         raise InputError(
             f"Input 'proxy' must not contain whitespace or control characters: give the {expected}."
         )
-    notice = ""
     scheme = _SCHEME.match(proxy)
     if scheme is not None:
         if scheme.group(1).lower() not in _PROXY_SCHEMES:
@@ -148,21 +147,16 @@ def parse_proxy(value: str) -> tuple[str, str]:
                 f"Input 'proxy' must be the {expected}: tbot takes only an https://, http:// "
                 "or tcp:// URL there."
             )
-        address = proxy[scheme.end() :]
-        address = address[:-1] if address.endswith("/") else address
-        if any(c in address for c in "/?#@\\"):
-            raise InputError(
-                f"Input 'proxy' must be the {expected}, without a user, path or query."
-            )
-        notice = f"Input 'proxy' is a URL: tbot is given the address {address}."
-        proxy = address
-    elif "://" in proxy or any(c in proxy for c in "/?#@\\"):
+        # The URL's host part, as tbot keeps it; one trailing "/" is no path.
+        proxy = proxy[scheme.end() :].removesuffix("/")
+    if "://" in proxy or any(c in proxy for c in "/?#@\\"):
         raise InputError(f"Input 'proxy' must be the {expected}, without a user, path or query.")
     host, port = _split_host_port(proxy)
     if port is not None and not (_PORT.fullmatch(port) and 1 <= int(port) <= 65535):
         raise InputError(f"Input 'proxy' has an invalid port: expected the {expected}.")
     if not _valid_host(host):
         raise InputError(f"Input 'proxy' has an invalid host name: expected the {expected}.")
+    notice = f"Input 'proxy' is a URL: tbot is given the address {proxy}." if scheme else ""
     return proxy, notice
 
 

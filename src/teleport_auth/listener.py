@@ -20,17 +20,25 @@ import struct
 from collections.abc import Iterator
 from pathlib import Path
 
+from teleport_auth.procfs import stat_fields
+
 _LISTEN = "0A"  # TCP_LISTEN in the kernel's state column
 # The addresses a listener answering on 127.0.0.1 may be bound to (:: is dual-stack in Go).
 _REACHES_LOOPBACK = frozenset(
     {
-        ipaddress.ip_address("127.0.0.1"),
-        ipaddress.ip_address("0.0.0.0"),  # noqa: S104 - compared with, not bound
-        ipaddress.ip_address("::"),
-        ipaddress.ip_address("::ffff:127.0.0.1"),
-        ipaddress.ip_address("::ffff:0.0.0.0"),
+        ipaddress.IPv4Address("127.0.0.1"),
+        ipaddress.IPv4Address("0.0.0.0"),  # noqa: S104 - compared with, not bound
+        ipaddress.IPv6Address("::"),
     }
 )
+
+
+def reached_on_loopback(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Whether a listener bound to ``address`` answers (or clashes) on 127.0.0.1 of its port:
+    127.0.0.1 itself or a wildcard, IPv4-mapped forms included; ::1 or 127.0.0.2 not."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address in _REACHES_LOOPBACK
 
 
 def _address(hex_address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
@@ -60,7 +68,7 @@ def listening_inodes(port: int, proc: Path = Path("/proc")) -> set[int] | None:
             if len(fields) < 10 or fields[3] != _LISTEN:
                 continue
             address, _, port_hex = fields[1].partition(":")
-            if int(port_hex, 16) == port and _address(address) in _REACHES_LOOPBACK:
+            if int(port_hex, 16) == port and reached_on_loopback(_address(address)):
                 found.add(int(fields[9]))
     return found if readable else None
 
@@ -71,13 +79,8 @@ def session_members(leader: int, proc: Path = Path("/proc")) -> Iterator[int]:
     for entry in os.scandir(proc):
         if not entry.name.isdigit():
             continue
-        try:
-            stat = Path(entry.path, "stat").read_text()
-        except OSError:
-            continue  # exited in the meantime
-        # pid (comm) state ppid pgrp session ...: comm may hold spaces and parentheses.
-        fields = stat.rsplit(")", 1)[-1].split()
-        if len(fields) > 3 and fields[3] == str(leader):
+        fields = stat_fields(Path(entry.path))  # None: exited in the meantime
+        if fields is not None and len(fields) > 3 and fields[3] == str(leader):
             yield int(entry.name)
 
 

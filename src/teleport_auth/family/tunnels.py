@@ -13,7 +13,7 @@ import re
 import socket
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from teleport_auth.daemon import DEFAULT_TIMEOUT_MS
@@ -33,6 +33,8 @@ from teleport_auth.inputs import (
     shown,
     validate_resource_name,
 )
+from teleport_auth.listener import reached_on_loopback
+from teleport_auth.record import Record
 
 if TYPE_CHECKING:
     from teleport_auth.tbot_schema import Output, Service
@@ -48,15 +50,26 @@ MIN_TBOT = (18, 6, 4)
 _JS_INT = re.compile(r"\s*([+-]?)([0-9]+)")
 
 
-class Tunnel(NamedTuple):
+class Tunnel(Record):
     """The inputs every daemon member has."""
 
-    listen: str
-    host: str
-    port: int
-    timeout_ms: int
-    diag_port: int
-    warnings: tuple[str, ...] = ()
+    __slots__ = ("diag_port", "host", "listen", "port", "timeout_ms", "warnings")
+
+    def __init__(  # noqa: PLR0917 - the tunnel inputs, each named at the one call
+        self,
+        listen: str,
+        host: str,
+        port: int,
+        timeout_ms: int,
+        diag_port: int,
+        warnings: tuple[str, ...] = (),
+    ) -> None:
+        self.listen = listen
+        self.host = host
+        self.port = port
+        self.timeout_ms = timeout_ms
+        self.diag_port = diag_port
+        self.warnings = warnings
 
     @property
     def settings(self) -> BackgroundSettings:
@@ -122,19 +135,7 @@ def binds_diag_address(host: str, port: int) -> bool:
     found = _go_listen_address(host, port)
     if found is None:
         return False  # not resolvable here: tbot will say so itself
-    address = ipaddress.ip_address(str(found[4][0]).split("%", 1)[0])
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address in _DIAG_CLASHES
-
-
-_DIAG_CLASHES = frozenset(
-    {
-        ipaddress.IPv4Address("127.0.0.1"),
-        ipaddress.IPv4Address("0.0.0.0"),  # noqa: S104 - compared with, not bound
-        ipaddress.IPv6Address("::"),
-    }
-)
+    return reached_on_loopback(ipaddress.ip_address(str(found[4][0]).split("%", 1)[0]))
 
 
 def port_is_free(host: str, port: int) -> bool:
