@@ -157,27 +157,32 @@ def daemon_config(job: Job, diag_port: int) -> Path:
     return write_config(config, private_dir(job.root))
 
 
+def not_ready(
+    job: Job, tbot: str, config: Path, diag_port: int, timeout_ms: int
+) -> tuple[daemon.RunningTbot, daemon.NotReady]:
+    """Start ``tbot`` as a daemon member does, wait for readiness, which must fail."""
+    running = daemon.start(
+        tbot, config, job.env, diag_addr=f"127.0.0.1:{diag_port}", log_dir=job.root, debug=False
+    )
+    try:
+        with pytest.raises(daemon.NotReady) as caught:
+            daemon.wait_ready(running, timeout_ms)
+    finally:
+        daemon.stop(running)
+    return running, caught.value
+
+
 def test_an_answer_from_another_process_is_not_readiness(
     job: Job, other_diag_service: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The other service took the port between the step's check and tbot's bind.
     monkeypatch.setattr(tunnels, "port_is_free", lambda host, port: True)
     job.env["STANDIN_TBOT_VERSION"] = "18.6.4"
-    running = daemon.start(
-        "tbot",
-        daemon_config(job, other_diag_service),
-        job.env,
-        diag_addr=f"127.0.0.1:{other_diag_service}",
-        log_dir=job.root,
-        debug=False,
+    running, failure = not_ready(
+        job, "tbot", daemon_config(job, other_diag_service), other_diag_service, 20000
     )
-    try:
-        with pytest.raises(daemon.NotReady) as caught:
-            daemon.wait_ready(running, 20000)
-    finally:
-        daemon.stop(running)
     # Our tbot could not bind the port, and exited; the other answer is named.
-    assert caught.value.message == (
+    assert failure.message == (
         "tbot exited with code 1 before it was ready; another process answers on "
         f"127.0.0.1:{other_diag_service} (diag-port)"
     )
@@ -213,20 +218,8 @@ def test_a_tbot_that_never_listens_is_not_ready(job: Job, other_diag_service: in
     fake_tbot = job.root / "quiet-tbot"
     fake_tbot.write_text("#!/bin/sh\nexec sleep 60\n")
     fake_tbot.chmod(0o755)
-    running = daemon.start(
-        str(fake_tbot),
-        job.root / "unused.yaml",
-        job.env,
-        diag_addr=f"127.0.0.1:{other_diag_service}",
-        log_dir=job.root,
-        debug=False,
-    )
-    try:
-        with pytest.raises(daemon.NotReady) as caught:
-            daemon.wait_ready(running, 1000)
-    finally:
-        daemon.stop(running)
-    assert caught.value.message == (
+    _, failure = not_ready(job, str(fake_tbot), job.root / "unused.yaml", other_diag_service, 1000)
+    assert failure.message == (
         "tbot was not ready within 1000 ms (input 'timeout-ms', default 30000); raise it if "
         "tbot needs longer to join and start its service; another process answers on "
         f"127.0.0.1:{other_diag_service} (diag-port)"

@@ -519,15 +519,15 @@ def _varint(value: int) -> bytes:
             return bytes(out)
 
 
-class CutShortServer:
-    """Answers one request with a head promising 100 bytes and 10 of them, then
-    closes (``close=True``) or holds the connection until the test ends."""
+class OneAnswerServer:
+    """Takes one request on 127.0.0.1 (a free port) and answers it with ``answer``;
+    stops by itself after ``seconds``, or when the test leaves the ``with``."""
 
-    def __init__(self, *, close: bool) -> None:
-        self._close = close
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
         self._done = threading.Event()
         self._sock = socket.create_server(("127.0.0.1", 0))
-        self._sock.settimeout(10)
+        self._sock.settimeout(seconds)
         self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
@@ -536,21 +536,36 @@ class CutShortServer:
         with contextlib.suppress(OSError), self._sock:
             conn, _ = self._sock.accept()
             with conn:
-                conn.settimeout(10)
+                conn.settimeout(self._seconds)
                 received = b""
                 while b"\r\n\r\n" not in received:
                     received += conn.recv(65536)
-                head = b"HTTP/1.1 200 OK\r\nContent-Type: application/proto\r\n"
-                conn.sendall(head + b"Content-Length: 100\r\n\r\n" + b"x" * 10)
-                if not self._close:
-                    self._done.wait(10)
+                self.answer(conn, self._done)
 
-    def __enter__(self) -> CutShortServer:
+    def answer(self, conn: socket.socket, done: threading.Event) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> OneAnswerServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._done.set()
-        self._thread.join(10)
+        self._thread.join(self._seconds)
+
+
+class CutShortServer(OneAnswerServer):
+    """A head promising 100 bytes and 10 of them, then it closes (``close=True``)
+    or holds the connection until the test ends."""
+
+    def __init__(self, *, close: bool) -> None:
+        self._close = close
+        super().__init__(10)
+
+    def answer(self, conn: socket.socket, done: threading.Event) -> None:
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/proto\r\n"
+        conn.sendall(head + b"Content-Length: 100\r\n\r\n" + b"x" * 10)
+        if not self._close:
+            done.wait(10)
 
 
 def test_a_body_that_stops_coming_is_a_deadline(session: requests.Session) -> None:
@@ -713,40 +728,22 @@ def test_an_empty_content_encoding_is_identity(session: requests.Session) -> Non
         assert _call(session, server.url).ok
 
 
-class EndlessBody:
+class EndlessBody(OneAnswerServer):
     """A 200 whose body never ends: 16 KiB every 50 ms, for at most 20 s."""
 
     def __init__(self) -> None:
-        self._done = threading.Event()
-        self._sock = socket.create_server(("127.0.0.1", 0))
-        self._sock.settimeout(20)
-        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
+        super().__init__(20)
 
-    def _serve(self) -> None:
-        with contextlib.suppress(OSError), self._sock:
-            conn, _ = self._sock.accept()
-            with conn:
-                received = b""
-                while b"\r\n\r\n" not in received:
-                    received += conn.recv(65536)
-                conn.sendall(
-                    b"HTTP/1.1 200 OK\r\nContent-Type: application/proto\r\n"
-                    b"Transfer-Encoding: chunked\r\n\r\n"
-                )
-                chunk = b"%x\r\n" % 16384 + b"x" * 16384 + b"\r\n"
-                for _ in range(400):
-                    if self._done.wait(0.05):
-                        return
-                    conn.sendall(chunk)
-
-    def __enter__(self) -> EndlessBody:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._done.set()
-        self._thread.join(20)
+    def answer(self, conn: socket.socket, done: threading.Event) -> None:
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/proto\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
+        chunk = b"%x\r\n" % 16384 + b"x" * 16384 + b"\r\n"
+        for _ in range(400):
+            if done.wait(0.05):
+                return
+            conn.sendall(chunk)
 
 
 def test_an_endless_body_is_read_no_further_than_the_limit(session: requests.Session) -> None:
