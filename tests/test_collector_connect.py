@@ -493,6 +493,8 @@ def test_path_values_are_escaped_in_the_log(
 def test_event_fields_are_escaped_on_stdout(running: Running) -> None:
     req = make_request("id\x1b[2J", version="1\x9b0m", helper="gha:\u202eevil", helper_version="")
     assert post(running.port, req.SerializeToString()).status == 200
+    # The line is printed after the answer: stop() waits (bounded) for that request.
+    running.collector.stop()
     out = running.stdout.getvalue()
     assert out.count("\n") == 1
     assert not any(ch in out for ch in "\x1b\x9b\u202e")
